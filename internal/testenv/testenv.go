@@ -1,0 +1,61 @@
+// Package testenv decides whether a test that needs a real component (root,
+// dkms, sign-file, QEMU, a kernel tree, SoftHSM) runs, skips or fails.
+//
+// On a developer's machine a missing component skips the test with a message
+// saying what to install. Under CI (CI=true) nothing may skip: a missing
+// component fails the test, so a green CI always means the real thing ran.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run under CI (CI=true).
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Require skips (or, under CI, fails) t unless ok; why names the component and
+// how to get it, e.g. "sign-file (apt-get install linux-kbuild-6.1)".
+func Require(t testing.TB, ok bool, why string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if InCI() {
+		t.Fatalf("CI=true but a required component is missing: %s", why)
+	}
+	t.Skipf("skipped: needs %s", why)
+}
+
+// RequireRoot requires uid 0.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	Require(t, os.Geteuid() == 0, "root")
+}
+
+// LookPath returns the path of an executable, requiring it to exist;
+// pkg names the Debian package that ships it.
+func LookPath(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		// Some tools live outside PATH (sign-file); accept an absolute path.
+		if st, serr := os.Stat(name); serr == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return name
+		}
+	}
+	Require(t, err == nil, name+" (apt-get install "+pkg+")")
+	return p
+}
+
+// SignFile is Debian's build of the kernel's scripts/sign-file.
+const SignFile = "/usr/lib/linux-kbuild-6.1/scripts/sign-file"
+
+// RequireSignFile returns the path of Debian's sign-file.
+func RequireSignFile(t testing.TB) string {
+	t.Helper()
+	st, err := os.Stat(SignFile)
+	Require(t, err == nil && st.Mode()&0o111 != 0, "sign-file (apt-get install linux-kbuild-6.1)")
+	return SignFile
+}

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs, from Debian 12's archive, every package the build and the tests use:
+# the real components the tests compare against (sign-file, dkms, kmod, openssl,
+# a kernel source tree, QEMU, SoftHSM) and the tools that build the kernel.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+	build-essential bc bison flex cpio dwarves libelf-dev libssl-dev python3 rsync \
+	dkms kmod linux-kbuild-6.1 linux-headers-amd64 linux-source-6.12 \
+	qemu-system-x86 busybox-static \
+	softhsm2 opensc openssl \
+	xz-utils zstd gzip keyutils mokutil \
+	debhelper dh-golang lintian

@@ -1,0 +1,73 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// LoadCertificate reads an X.509 certificate in DER or PEM form. As the
+// kernel's sign-file, it takes the file as DER when it starts with 0x30
+// 0x81..0x84 (a SEQUENCE with a long-form length), else as PEM; of a PEM
+// file the first CERTIFICATE block is used.
+func LoadCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	cert, err := ParseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", path, err)
+	}
+	return cert, nil
+}
+
+// ParseCertificate parses DER or PEM certificate bytes (see LoadCertificate).
+func ParseCertificate(data []byte) (*x509.Certificate, error) {
+	if isDER(data) {
+		cert, err := x509.ParseCertificate(data)
+		if err != nil {
+			return nil, fmt.Errorf("not a valid DER certificate: %w", err)
+		}
+		return cert, nil
+	}
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("no PEM CERTIFICATE block and not DER (want a PEM or DER X.509 certificate)")
+		}
+		if block.Type != "CERTIFICATE" && block.Type != "X509 CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("bad PEM certificate: %w", err)
+		}
+		return cert, nil
+	}
+}
+
+// isDER is sign-file's test: a DER SEQUENCE with a 1..4 byte long-form length.
+func isDER(b []byte) bool {
+	return len(b) >= 2 && b[0] == 0x30 && b[1] >= 0x81 && b[1] <= 0x84
+}
+
+// Matches reports an error unless signer's public key is the certificate's.
+func Matches(signer crypto.Signer, cert *x509.Certificate) error {
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok {
+		return fmt.Errorf("key type %T cannot be compared with the certificate", signer.Public())
+	}
+	if !pub.Equal(cert.PublicKey) {
+		return fmt.Errorf("%w (certificate subject %q, serial %s)", ErrMismatch, cert.Subject.String(), cert.SerialNumber)
+	}
+	return nil
+}
+
+// ErrMismatch: the private key is not the certificate's.
+var ErrMismatch = errors.New("private key does not match the certificate")

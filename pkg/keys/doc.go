@@ -1,0 +1,16 @@
+// Package keys loads the signing key and certificate for module signing.
+//
+// A key reference is either the path of a PEM private key (PKCS#1, PKCS#8 or
+// SEC1, optionally encrypted) or a pkcs11: URI (RFC 7512) naming a key on a
+// hardware token or SoftHSM. Either way Open returns a *Key, which is a
+// crypto.Signer: the signing code never sees the difference.
+//
+// The key is the crown jewel, so Open refuses key files readable by group or
+// others, and (when running as root) key files not owned by root. Passphrases
+// and PINs come from a callback, the KBUILD_SIGN_PIN environment variable (as
+// the kernel's sign-file), a pin file or a terminal prompt; never from argv,
+// and they never appear in errors or descriptions.
+//
+// Certificates load with LoadCertificate, in PEM or DER, decided as the
+// kernel's sign-file decides.
+package keys

@@ -1,0 +1,177 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+)
+
+// Options control how Open finds a key's passphrase or PIN and what it checks.
+type Options struct {
+	// Passphrase, if set, is asked first for the passphrase of an encrypted
+	// key (or a token's PIN); what names the key, e.g. its path. Returning
+	// (nil, nil) means "no answer here": the next source is tried.
+	Passphrase func(what string) ([]byte, error)
+
+	// Getenv reads KBUILD_SIGN_PIN, as the kernel's sign-file does;
+	// nil means os.Getenv.
+	Getenv func(string) string
+
+	// PinFile is the path of a file holding the passphrase or PIN (the
+	// config's pin_file). It must be a regular file, mode 0600 or stricter,
+	// owned by root when running as root. Trailing newlines are dropped.
+	PinFile string
+
+	// Prompt allows asking on the terminal when stdin is one.
+	Prompt bool
+
+	// PKCS11Module is the PKCS#11 module (.so) for pkcs11: URIs that carry
+	// no module-path attribute, e.g. /usr/lib/softhsm/libsofthsm2.so.
+	PKCS11Module string
+
+	// SkipPermissionCheck turns off the refusal of key and PIN files that
+	// group or others can read, or that root does not own. For tests only.
+	SkipPermissionCheck bool
+}
+
+func (o *Options) getenv(name string) string {
+	if o.Getenv != nil {
+		return o.Getenv(name)
+	}
+	return os.Getenv(name)
+}
+
+// PinEnv is the environment variable the kernel's sign-file reads the key
+// passphrase (or token PIN) from.
+const PinEnv = "KBUILD_SIGN_PIN"
+
+// Key is an open signing key. It is a crypto.Signer; Close releases a token
+// session (a no-op for key files).
+type Key struct {
+	crypto.Signer
+	desc  string
+	once  sync.Once
+	close func() error
+	cerr  error
+}
+
+// Description names the key for logs: type, size and where it lives, e.g.
+// "RSA-4096 /etc/dkms-sign-hook/signing_key.pem" or
+// "ECDSA-P384 pkcs11:token=signing;object=dkms". It never holds a PIN.
+func (k *Key) Description() string { return k.desc }
+
+// Close releases the key. It is safe to call more than once.
+func (k *Key) Close() error {
+	k.once.Do(func() {
+		if k.close != nil {
+			k.cerr = k.close()
+		}
+	})
+	return k.cerr
+}
+
+// Errors to test for with errors.Is.
+var (
+	// ErrNeedPassphrase: the key is encrypted and no passphrase source answered.
+	ErrNeedPassphrase = errors.New("encrypted; set " + PinEnv + " or pin_file")
+	// ErrWrongPassphrase: the passphrase or PIN did not unlock the key.
+	ErrWrongPassphrase = errors.New("wrong passphrase")
+)
+
+// Open opens the signing key named by ref: a pkcs11: URI or the path of a
+// PEM private key file.
+func Open(ref string, o Options) (*Key, error) {
+	if strings.HasPrefix(strings.ToLower(ref), "pkcs11:") {
+		return openPKCS11(ref, &o)
+	}
+	return openPEM(ref, &o)
+}
+
+// describe gives "RSA-4096" or "ECDSA-P384" for a public key.
+func describe(pub crypto.PublicKey) string {
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA-%d", p.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA-" + strings.ReplaceAll(p.Curve.Params().Name, "-", "")
+	default:
+		return fmt.Sprintf("%T", pub)
+	}
+}
+
+// passphrase asks each source in turn: callback, KBUILD_SIGN_PIN, pin file,
+// terminal. It returns ErrNeedPassphrase when none answers.
+// The source names where the passphrase came from, for error messages.
+func passphrase(o *Options, what string) (p []byte, source string, err error) {
+	if o.Passphrase != nil {
+		p, err := o.Passphrase(what)
+		if err != nil {
+			return nil, "", err
+		}
+		if p != nil {
+			return p, "the passphrase callback", nil
+		}
+	}
+	if p := o.getenv(PinEnv); p != "" {
+		return []byte(p), PinEnv, nil
+	}
+	if o.PinFile != "" {
+		p, err := readPinFile(o.PinFile, o.SkipPermissionCheck)
+		return p, "pin_file " + o.PinFile, err
+	}
+	if o.Prompt {
+		if p, ok, err := promptPassphrase(what); ok || err != nil {
+			return p, "the terminal", err
+		}
+	}
+	return nil, "", ErrNeedPassphrase
+}
+
+// readPinFile reads a passphrase or PIN from a file, checking the file's
+// mode and owner on the open descriptor. Trailing CR/LF are dropped.
+func readPinFile(path string, skipCheck bool) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("pin_file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("pin_file: %w", err)
+	}
+	if !skipCheck {
+		if err := checkSecret(path, st); err != nil {
+			return nil, fmt.Errorf("pin_file %w", err)
+		}
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("pin_file %s: not a regular file", path)
+	}
+	if st.Size() > 4096 {
+		return nil, fmt.Errorf("pin_file %s: too large for a passphrase (%d bytes)", path, st.Size())
+	}
+	buf := make([]byte, st.Size()+1)
+	n, err := f.Read(buf)
+	if err != nil && n == 0 && st.Size() > 0 {
+		return nil, fmt.Errorf("pin_file: read %s: %w", path, err)
+	}
+	p := buf[:n]
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	if len(p) == 0 {
+		return nil, fmt.Errorf("pin_file %s: empty", path)
+	}
+	return p, nil
+}
+
+func wipe(b []byte) {
+	for i := range b {
+		b[i] = 0
+	}
+}

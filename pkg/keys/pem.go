@@ -1,0 +1,158 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/youmark/pkcs8"
+)
+
+// maxKeyFile bounds what we read of a key file: PEM keys are a few KiB.
+const maxKeyFile = 1 << 20
+
+// openPEM loads a PEM private key file. The file may also hold other blocks
+// (EC PARAMETERS, the certificate, as the kernel's certs/signing_key.pem does).
+func openPEM(path string, o *Options) (*Key, error) {
+	data, err := readKeyFile(path, o.SkipPermissionCheck)
+	if err != nil {
+		return nil, err
+	}
+	defer wipe(data)
+	signer, err := parsePEMKey(data, path, o)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	return &Key{Signer: signer, desc: describe(signer.Public()) + " " + path}, nil
+}
+
+// readKeyFile reads a private key file after checking, on the open
+// descriptor, that only its owner can read it.
+func readKeyFile(path string, skipCheck bool) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	if !skipCheck {
+		if err := checkSecret(path, st); err != nil {
+			return nil, fmt.Errorf("key %w", err)
+		}
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("key %s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("key: read %s: %w", path, err)
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("key %s: larger than %d bytes, not a PEM key", path, maxKeyFile)
+	}
+	return data, nil
+}
+
+// parsePEMKey finds the first private key block in data and decodes it,
+// decrypting it with a passphrase from o when it is encrypted.
+func parsePEMKey(data []byte, what string, o *Options) (crypto.Signer, error) {
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("no PEM private key found (want RSA PRIVATE KEY, PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY)")
+		}
+		switch block.Type {
+		case "RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY", "ENCRYPTED PRIVATE KEY":
+			return decodeKeyBlock(block, what, o)
+		}
+	}
+}
+
+func decodeKeyBlock(block *pem.Block, what string, o *Options) (crypto.Signer, error) {
+	der := block.Bytes
+	//lint:ignore SA1019 legacy encrypted PEM is what openssl genrsa -aes256 writes.
+	legacy := x509.IsEncryptedPEMBlock(block) //nolint:staticcheck
+	if legacy || block.Type == "ENCRYPTED PRIVATE KEY" {
+		pass, source, err := passphrase(o, what)
+		if err != nil {
+			return nil, err
+		}
+		defer wipe(pass)
+		if legacy {
+			der, err = x509.DecryptPEMBlock(block, pass) //nolint:staticcheck
+			if err != nil {
+				if errors.Is(err, x509.IncorrectPasswordError) {
+					return nil, fmt.Errorf("%w (from %s)", ErrWrongPassphrase, source)
+				}
+				return nil, fmt.Errorf("decrypt legacy PEM: %w", err)
+			}
+			defer wipe(der)
+			key, err := parseDERKey(block.Type, der)
+			if err != nil {
+				// Decryption "worked" with a wrong key: the padding happened to fit.
+				return nil, fmt.Errorf("%w (from %s)", ErrWrongPassphrase, source)
+			}
+			return key, nil
+		}
+		key, err := parsePKCS8Encrypted(der, pass)
+		if err != nil {
+			if strings.Contains(err.Error(), "incorrect password") {
+				return nil, fmt.Errorf("%w (from %s)", ErrWrongPassphrase, source)
+			}
+			return nil, fmt.Errorf("encrypted PKCS#8: %v (re-encrypt with: openssl pkcs8 -topk8 -v2 aes256)", err)
+		}
+		return checkSigner(key)
+	}
+	return parseDERKey(block.Type, der)
+}
+
+// parsePKCS8Encrypted wraps youmark/pkcs8, which can panic on ciphertext that
+// is not a whole number of blocks.
+func parsePKCS8Encrypted(der, pass []byte) (key any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			key, err = nil, errors.New("incorrect password")
+		}
+	}()
+	return pkcs8.ParsePKCS8PrivateKey(der, pass)
+}
+
+func parseDERKey(typ string, der []byte) (crypto.Signer, error) {
+	var key any
+	var err error
+	switch typ {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(der)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(der)
+	default:
+		key, err = x509.ParsePKCS8PrivateKey(der)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bad %s: %w", typ, err)
+	}
+	return checkSigner(key)
+}
+
+// checkSigner accepts the key types the kernel verifies module signatures with.
+func checkSigner(key any) (crypto.Signer, error) {
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		return k, nil
+	case *ecdsa.PrivateKey:
+		return k, nil
+	default:
+		return nil, fmt.Errorf("unsupported key type %T (the kernel verifies RSA and ECDSA module signatures)", key)
+	}
+}

@@ -1,0 +1,77 @@
+package keys
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// PermissionError says a secret or configuration file is exposed: readable or
+// writable by others, or not owned by root while we run as root. Fix is the
+// command that repairs it, for the CLI to print as a hint.
+type PermissionError struct {
+	Path   string
+	Reason string // e.g. "mode 0644 lets group or others read it"
+	Fix    string // e.g. "chmod 600 /etc/dkms-sign-hook/signing_key.pem"
+}
+
+func (e *PermissionError) Error() string {
+	return fmt.Sprintf("%s: refusing to use it: %s (fix: %s)", e.Path, e.Reason, e.Fix)
+}
+
+// geteuid is a variable so tests can pretend to be root or not.
+var geteuid = os.Geteuid
+
+// checkSecret refuses a secret file (private key, PIN file) that is not a
+// regular file, has any group/other permission bit, or, when running as root,
+// is not owned by root.
+func checkSecret(path string, st fs.FileInfo) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return &PermissionError{
+			Path:   path,
+			Reason: fmt.Sprintf("mode %04o lets group or others access it", perm),
+			Fix:    "chmod 600 " + path,
+		}
+	}
+	return checkRootOwned(path, st)
+}
+
+func checkRootOwned(path string, st fs.FileInfo) error {
+	if geteuid() != 0 {
+		return nil
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || sys.Uid == 0 {
+		return nil
+	}
+	return &PermissionError{
+		Path:   path,
+		Reason: fmt.Sprintf("owned by uid %d while running as root", sys.Uid),
+		Fix:    "chown root:root " + path,
+	}
+}
+
+// CheckConfigFile refuses a configuration file that group or others can
+// write, or (when running as root) that root does not own: whoever can edit
+// the configuration chooses which key signs and which modules get signed.
+func CheckConfigFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("config %s: not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return &PermissionError{
+			Path:   path,
+			Reason: fmt.Sprintf("mode %04o lets group or others write it", perm),
+			Fix:    "chmod go-w " + path,
+		}
+	}
+	return checkRootOwned(path, st)
+}

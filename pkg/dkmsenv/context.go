@@ -1,0 +1,122 @@
+package dkmsenv
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Context is what a POST_BUILD hook works on: one package version built for
+// one kernel and architecture.
+type Context struct {
+	Tree      string // DKMS tree, e.g. /var/lib/dkms
+	Module    string // package name, e.g. "v4l2loopback"
+	Version   string // package version
+	KernelVer string // target kernel release
+	Arch      string // target machine, e.g. "x86_64"
+	// KernelFrom says where KernelVer and Arch came from: "environment",
+	// "scan of <dir>" or "running kernel".
+	KernelFrom string
+}
+
+// ModuleDir is where DKMS keeps the built modules of this context:
+// <tree>/<module>/<version>/<kernelver>/<arch>/module.
+func (c *Context) ModuleDir() string {
+	return filepath.Join(c.Tree, c.Module, c.Version, c.KernelVer, c.Arch, "module")
+}
+
+// ValidName checks a package, version, kernel or arch name read from the
+// environment, the command line or a directory: one path element, no '..'.
+func ValidName(kind, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty %s name", kind)
+	case name == "." || name == "..":
+		return fmt.Errorf("invalid %s name %q: it cannot be '.' or '..'", kind, name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("invalid %s name %q: it cannot contain '/'", kind, name)
+	case strings.HasPrefix(name, "-"):
+		return fmt.Errorf("invalid %s name %q: it cannot start with '-'", kind, name)
+	}
+	return nil
+}
+
+// ErrNotInBuildDir is returned by Discover when the working directory is not
+// a DKMS build directory <tree>/<module>/<version>/build.
+var ErrNotInBuildDir = errors.New("not run from a DKMS build directory (<dkms_tree>/<module>/<version>/build); is this a POST_BUILD hook?")
+
+// Discover finds the hook's context. DKMS runs POST_BUILD with the working
+// directory <dkms_tree>/<module>/<version>/build, which gives the tree, the
+// module and the version. kernelver and arch come from the environment when
+// DKMS sets them (3.x does; 2.2 to 2.8 autoinstall does not), else from the
+// kernels this version was built for (<module>/<version>/*/*/module/, the
+// most recently built wins), and only then from the running kernel.
+func (r Roots) Discover(cwd string, getenv func(string) string) (*Context, error) {
+	cwd = filepath.Clean(cwd)
+	if filepath.Base(cwd) != "build" {
+		return nil, fmt.Errorf("%s: %w", cwd, ErrNotInBuildDir)
+	}
+	vdir := filepath.Dir(cwd)
+	mdir := filepath.Dir(vdir)
+	c := &Context{Tree: filepath.Dir(mdir), Module: filepath.Base(mdir), Version: filepath.Base(vdir)}
+	if err := ValidName("package", c.Module); err != nil {
+		return nil, err
+	}
+	if err := ValidName("version", c.Version); err != nil {
+		return nil, err
+	}
+	if m := getenv("module"); m != "" && m != c.Module {
+		return nil, fmt.Errorf("environment says module=%q but the working directory %s belongs to %q", m, cwd, c.Module)
+	}
+	if v := getenv("module_version"); v != "" && v != c.Version {
+		return nil, fmt.Errorf("environment says module_version=%q but the working directory %s belongs to %q", v, cwd, c.Version)
+	}
+	if err := r.findKernel(c, getenv); err != nil {
+		return nil, err
+	}
+	if err := ValidName("kernel", c.KernelVer); err != nil {
+		return nil, err
+	}
+	if err := ValidName("arch", c.Arch); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (r Roots) findKernel(c *Context, getenv func(string) string) error {
+	k, a := getenv("kernelver"), getenv("arch")
+	if k != "" && a != "" {
+		c.KernelVer, c.Arch, c.KernelFrom = k, a, "environment"
+		return nil
+	}
+	vdir := filepath.Join(c.Tree, c.Module, c.Version)
+	builds, err := BuildsOfVersion(vdir)
+	if err != nil {
+		return err
+	}
+	var match []Build
+	for _, b := range builds {
+		if (k == "" || b.KernelVer == k) && (a == "" || b.Arch == a) {
+			match = append(match, b)
+		}
+	}
+	if len(match) > 0 {
+		sort.SliceStable(match, func(i, j int) bool { return match[i].ModTime.After(match[j].ModTime) })
+		c.KernelVer, c.Arch, c.KernelFrom = match[0].KernelVer, match[0].Arch, "scan of "+vdir
+		return nil
+	}
+	rel, arch, err := r.RunningKernel()
+	if err != nil {
+		return fmt.Errorf("no kernelver in the environment, no build under %s, and the running kernel is unknown: %w", vdir, err)
+	}
+	if k != "" {
+		rel = k
+	}
+	if a != "" {
+		arch = a
+	}
+	c.KernelVer, c.Arch, c.KernelFrom = rel, arch, "running kernel"
+	return nil
+}

@@ -12,4 +12,5 @@ require (
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.48.0 // indirect
 	golang.org/x/tools v0.26.0 // indirect
+	gopkg.in/ini.v1 v1.68.0
 )

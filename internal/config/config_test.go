@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("", func(string) string { return "" })
+	if _, statErr := os.Stat(DefaultPath); statErr == nil {
+		t.Skip("a real config exists at " + DefaultPath)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *Default()
+	if *c != want {
+		t.Errorf("got %+v", c)
+	}
+	if want.Key != "/etc/dkms-sign-hook/signing_key.pem" || want.Hash != "auto" || want.KeyID != "issuer-serial" || want.MissingKey != "warn" || want.Log != "/var/log/dkms-sign-hook/signed.jsonl" {
+		t.Errorf("defaults changed: %+v", want)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "DKMS_SIGN_HOOK_CONFIG" {
+				return v
+			}
+			return ""
+		}
+	}
+	if p, ex := Resolve("/a", env("/b")); p != "/a" || !ex {
+		t.Errorf("flag: %s %v", p, ex)
+	}
+	if p, ex := Resolve("", env("/b")); p != "/b" || !ex {
+		t.Errorf("env: %s %v", p, ex)
+	}
+	if p, ex := Resolve("", env("")); p != DefaultPath || ex {
+		t.Errorf("default: %s %v", p, ex)
+	}
+	missing := filepath.Join(t.TempDir(), "nope.conf")
+	if _, err := Load("", env(missing)); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("explicit missing file: %v", err)
+	}
+}
+
+const full = `; example
+[signing]
+key = pkcs11:token=dkms;object=signing   ; a token
+certificate = /etc/x/cert.der
+hash = sha3-384
+key_id = skid
+pin_file = /etc/x/pin
+pkcs11_module = /usr/lib/softhsm/libsofthsm2.so
+
+[hook]
+missing_key = fail
+# the log
+log = /var/log/x.jsonl
+`
+
+func TestParseFull(t *testing.T) {
+	c, err := Parse("f.conf", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Path: "f.conf", Key: "pkcs11:token=dkms;object=signing", Certificate: "/etc/x/cert.der",
+		Hash: "sha3-384", KeyID: "skid", PinFile: "/etc/x/pin", PKCS11Module: "/usr/lib/softhsm/libsofthsm2.so",
+		MissingKey: "fail", Log: "/var/log/x.jsonl"}
+	if *c != want {
+		t.Errorf("got  %+v\nwant %+v", *c, want)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"[signing]\nkey = /k\nfoo = 1\n", `f.conf:3: unknown key "foo" in [signing] (known: key, certificate, hash, key_id, pin_file, pkcs11_module)`},
+		{"[signing]\n\n[hooks]\n", `f.conf:3: unknown section [hooks] (known: [signing], [hook])`},
+		{"key = /k\n", `f.conf:1: key "key" outside a section (put it under [signing] or [hook])`},
+		{"[hook]\nmissing_key = sometimes\n", `f.conf:2: missing_key: bad value "sometimes" (use warn or fail)`},
+		{"[signing]\nkey_id = serial\n", `f.conf:2: key_id: bad value "serial" (use issuer-serial or skid)`},
+		{"[signing]\nhash = md5\n", `f.conf:2: hash: unknown hash "md5" (use one of sha256, sha3-256, sha3-384, sha3-512, sha384, sha512), or auto`},
+		{"[signing]\nkey = signing_key.pem\n", `f.conf:2: key: "signing_key.pem" is not an absolute path (the hook runs in DKMS's build directory)`},
+		{"[signing]\nkey = pkcs11:token=a;pin-value=1234\n", `f.conf:2: key: a pkcs11: URI here must not carry pin-value`},
+		{"[signing]\n\n\ncertificate =\n", `f.conf:4: certificate: empty; set an absolute path`},
+		{"[hook]\nlog = /a\nlog = /b\n", `f.conf:3: log is already set on line 2`},
+		{"[signing\n", `f.conf:1: unterminated section header "[signing"`},
+		{"[signing]\njust words\n", `f.conf:2: expected "key = value", got "just words"`},
+	} {
+		_, err := Parse("f.conf", []byte(tc.in))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q:\n got  %v\n want %s", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	// The commented example shipped in contrib/ must parse to the defaults.
+	p := filepath.Join("..", "..", "contrib", "dkms-sign-hook.conf")
+	c, err := LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Path = ""
+	if *c != *Default() {
+		t.Errorf("contrib example differs from the defaults:\n got  %+v\n want %+v", *c, *Default())
+	}
+}

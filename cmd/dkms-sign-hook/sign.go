@@ -1,0 +1,80 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+)
+
+func init() {
+	register(&command{
+		name:  "sign",
+		usage: "--key KEY --cert CERT [--hash HASH] [--keyid] MODULE...",
+		short: "sign modules in place (.ko, .ko.xz, .ko.zst, .ko.gz), replacing old signatures",
+		run:   runSign,
+	})
+}
+
+// keyFlags are the flags shared by the commands that sign.
+func keyFlags(fs *flag.FlagSet, s *signerSpec, skid *bool) {
+	fs.StringVar(&s.key, "key", "", "private key: PEM file or pkcs11: URI")
+	fs.StringVar(&s.cert, "cert", "", "certificate (PEM or DER) matching the key")
+	fs.StringVar(&s.hash, "hash", "sha512", "digest: sha256, sha384, sha512, sha3-256, sha3-384, sha3-512")
+	fs.BoolVar(skid, "keyid", false, "name the key by subjectKeyIdentifier (sign-file -k) instead of issuer and serial")
+}
+
+func runSign(e *env, args []string) error {
+	c := commands["sign"]
+	fs := newFlags(c, e)
+	var spec signerSpec
+	var skid bool
+	keyFlags(fs, &spec, &skid)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if spec.key == "" || spec.cert == "" {
+		return usagef("--key and --cert are required")
+	}
+	if fs.NArg() == 0 {
+		return usagef("no module given")
+	}
+	if skid {
+		spec.keyID = sign.KeyIDSKID
+	}
+	signer, closeKey, err := openSigner(e, spec)
+	if err != nil {
+		return err
+	}
+	defer closeKey()
+	var failed int
+	for _, path := range fs.Args() {
+		res, err := signer.SignFile(path)
+		if err != nil {
+			failed++
+			reportModuleError(e, c, path, err)
+			continue
+		}
+		switch {
+		case !res.Changed:
+			fmt.Fprintf(e.stdout, "%s: already signed by this key (%s), left untouched\n", path, signer.Hash())
+		case res.Replaced > 0:
+			fmt.Fprintf(e.stdout, "%s: signed (%s), replacing %d old signature(s)\n", path, signer.Hash(), res.Replaced)
+		default:
+			fmt.Fprintf(e.stdout, "%s: signed (%s)\n", path, signer.Hash())
+		}
+	}
+	if failed > 0 {
+		return errSilent
+	}
+	return nil
+}
+
+// reportModuleError prints one line for a module that failed, and a hint, and
+// lets the command go on with the next module.
+func reportModuleError(e *env, c *command, path string, err error) {
+	fmt.Fprintf(e.stderr, "dkms-sign-hook %s: %s\n", c.name, oneLine(moduleError(path, err).Error()))
+	if hint := hintFor(err); hint != "" {
+		fmt.Fprintf(e.stderr, "hint: %s\n", hint)
+	}
+}

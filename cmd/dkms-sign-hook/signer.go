@@ -1,0 +1,77 @@
+package main
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+)
+
+// signerSpec is what every signing command needs to know.
+type signerSpec struct {
+	key, cert, hash string
+	keyID           sign.KeyID
+	pinFile         string
+	pkcs11Module    string
+}
+
+// openSigner loads the certificate, opens the key (file or token) and checks
+// they belong together, before any module is touched. The returned close
+// releases a token session.
+func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
+	h, err := parseHashFlag(e, s.hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := keys.LoadCertificate(s.cert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate %s: %w", s.cert, err)
+	}
+	key, err := keys.Open(s.key, keys.Options{
+		Getenv:       e.getenv,
+		PinFile:      s.pinFile,
+		PKCS11Module: s.pkcs11Module,
+		Prompt:       true,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("key %s: %w", redactURI(s.key), err)
+	}
+	signer, err := sign.NewSigner(key, cert, sign.Options{Hash: h, KeyID: s.keyID})
+	if err != nil {
+		key.Close()
+		if errors.Is(err, sign.ErrKeyMismatch) {
+			return nil, nil, withHint(fmt.Errorf("key %s does not match certificate %s", redactURI(s.key), s.cert),
+				"use the certificate made together with this key (compare `openssl x509 -noout -pubkey` with `openssl pkey -pubout`)")
+		}
+		return nil, nil, fmt.Errorf("key %s, certificate %s: %w", redactURI(s.key), s.cert, err)
+	}
+	return signer, func() { key.Close() }, nil
+}
+
+// parseHashFlag accepts the names sign-file accepts; SHA-1 and SHA-224 only
+// with a warning, since new signatures should not use them.
+func parseHashFlag(e *env, name string) (crypto.Hash, error) {
+	h, err := sign.ParseHash(name)
+	if err != nil {
+		return 0, usagef("%v", err)
+	}
+	if sign.IsWeakHash(h) {
+		fmt.Fprintf(e.stderr, "dkms-sign-hook: warning: %s is a weak hash; prefer sha256 or stronger\n", name)
+	}
+	return h, nil
+}
+
+// redactURI drops a pkcs11: URI's query (it may hold pin-value) for messages.
+func redactURI(ref string) string {
+	if !strings.HasPrefix(strings.ToLower(ref), "pkcs11:") {
+		return ref
+	}
+	if u, err := keys.ParsePKCS11URI(ref); err == nil {
+		return u.String()
+	}
+	before, _, _ := strings.Cut(ref, "?")
+	return before
+}

@@ -1,0 +1,81 @@
+package modfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Replace writes a new version of path through write and puts it in place
+// atomically: a temporary file in the same directory, fsync, rename, fsync of
+// the directory. The new file keeps path's mode and owner. On any error the
+// original is untouched and the temporary file removed.
+func Replace(path string, write func(w io.Writer) error) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, st, write)
+}
+
+// Create writes path atomically as Replace does; a new file gets mode perm,
+// an existing one keeps its mode and owner.
+func Create(path string, perm os.FileMode, write func(w io.Writer) error) error {
+	st, err := os.Stat(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if err != nil {
+		st = nil
+	}
+	return writeAtomicMode(path, st, perm, write)
+}
+
+func writeAtomic(path string, st os.FileInfo, write func(io.Writer) error) error {
+	return writeAtomicMode(path, st, 0, write)
+}
+
+func writeAtomicMode(path string, st os.FileInfo, perm os.FileMode, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary file in %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	mode := perm
+	if st != nil {
+		mode = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+			if err := tmp.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
+				return fmt.Errorf("keep owner of %s: %w", path, err)
+			}
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err := write(tmp); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package sign
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
+)
+
+// module is a module file opened for reading: its decompressed content and
+// the signatures appended to it.
+type module struct {
+	path    string
+	format  modfile.Format
+	mode    os.FileMode
+	content io.ReaderAt // decompressed bytes
+	size    int64
+	data    []byte   // decompressed bytes, for compressed modules only
+	file    *os.File // for uncompressed modules
+	segs    []Segment
+}
+
+// openModule opens path, decompressing it when its name says so, and finds
+// its appended signatures. An uncompressed module is read in place, never
+// loaded whole into memory.
+func openModule(path string, limit int64) (*module, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	m := &module{path: path, format: modfile.FormatOf(path), mode: st.Mode().Perm()}
+	if m.format == modfile.None {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		m.file, m.content, m.size = f, f, st.Size()
+	} else {
+		data, _, err := modfile.Read(path, limit)
+		if err != nil {
+			return nil, err
+		}
+		m.data, m.content, m.size = data, bytes.NewReader(data), int64(len(data))
+	}
+	if m.segs, err = readSegments(m.content, m.size); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkELF(io.NewSectionReader(m.content, 0, m.unsignedLen())); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ErrNotModule reports a file that is not an ELF relocatable object.
+var ErrNotModule = errors.New("not a kernel module")
+
+// checkELF accepts an ELF relocatable object whose headers lie inside the
+// file: a truncated module or another kind of file is refused before any
+// signing, as the kernel would refuse to load it.
+func checkELF(r *io.SectionReader) error {
+	var magic [4]byte
+	if _, err := r.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
+		return ErrNotModule
+	}
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return fmt.Errorf("%w: %v (truncated?)", ErrNotModule, err)
+	}
+	if f.Type != elf.ET_REL {
+		return fmt.Errorf("%w: ELF type is %v, modules are ET_REL", ErrNotModule, f.Type)
+	}
+	return nil
+}
+
+// unsignedLen is the length of the module without any appended signature.
+func (m *module) unsignedLen() int64 {
+	if len(m.segs) == 0 {
+		return m.size
+	}
+	return m.segs[len(m.segs)-1].Offset
+}
+
+func (m *module) Close() error {
+	if m.file != nil {
+		return m.file.Close()
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package main
+
+// Shared by the DKMS commands (hook, enable, disable, status, sign --dkms).
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+)
+
+// rootEnv moves /etc/dkms, /var/lib/dkms, /lib/modules and /proc below a
+// directory: for tests on fake trees only.
+const rootEnv = "DKMS_SIGN_HOOK_ROOT"
+
+// Installed paths (make install, the .deb).
+const (
+	// defaultOverride is contrib/dkms/dkms-override.conf as installed; enable
+	// links /etc/dkms/<pkg>.conf to it.
+	defaultOverride = "/usr/share/dkms-sign-hook/dkms-override.conf"
+	// defaultSignFile is a symlink named sign-file to the binary, for DKMS's
+	// sign_file= (framework.conf.d route).
+	defaultSignFile = "/usr/lib/dkms-sign-hook/sign-file"
+	// Markers in the files we write, so we never touch an admin's file.
+	overrideMarker  = "dkms-sign-hook-override"
+	frameworkMarker = "dkms-sign-hook-framework"
+	dropInName      = "dkms-sign-hook.conf"
+)
+
+func sysRoots(e *env) dkmsenv.Roots { return dkmsenv.Under(e.getenv(rootEnv)) }
+
+func dropInPath(r dkmsenv.Roots) string {
+	return filepath.Join(r.EtcDKMS, "framework.conf.d", dropInName)
+}
+
+func overridePath(r dkmsenv.Roots, pkg string) string {
+	return filepath.Join(r.EtcDKMS, pkg+".conf")
+}
+
+// fileHas reports whether the file at path (following symlinks) contains s.
+func fileHas(path, s string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(b), s)
+}
+
+// Override states of /etc/dkms/<pkg>.conf.
+const (
+	ovNone     = "none"     // no override file
+	ovOurs     = "ours"     // a symlink to our shared override
+	ovIncludes = "includes" // the admin's file, which sources our override
+	ovAdmin    = "admin"    // the admin's file, without our hook
+)
+
+// overrideState classifies /etc/dkms/<pkg>.conf. A symlink is ours when it
+// points at the override we are told to use or at any file carrying our
+// marker (e.g. an override installed under another prefix).
+func overrideState(r dkmsenv.Roots, pkg, override string) (state, target string) {
+	p := overridePath(r, pkg)
+	st, err := os.Lstat(p)
+	if err != nil {
+		return ovNone, ""
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		target, _ = os.Readlink(p)
+		if target == override || fileHas(p, overrideMarker) {
+			return ovOurs, target
+		}
+		return ovAdmin, target
+	}
+	if fileHas(p, "dkms-sign-hook") || fileHas(p, override) {
+		return ovIncludes, ""
+	}
+	return ovAdmin, ""
+}
+
+// frameworkState reports whether our framework.conf.d drop-in is present.
+func frameworkState(r dkmsenv.Roots) (ours, exists bool) {
+	p := dropInPath(r)
+	if _, err := os.Lstat(p); err != nil {
+		return false, false
+	}
+	return fileHas(p, frameworkMarker), true
+}
+
+// loadConfig reads the configuration (--config, DKMS_SIGN_HOOK_CONFIG, default).
+func loadConfig(e *env, flagPath string) (*config.Config, error) {
+	return config.Load(flagPath, e.getenv)
+}
+
+// signerFromConfig opens the configured key and certificate for hash.
+func signerFromConfig(e *env, cfg *config.Config, hash string) (*sign.Signer, func(), error) {
+	spec := signerSpec{key: cfg.Key, cert: cfg.Certificate, hash: hash, pinFile: cfg.PinFile, pkcs11Module: cfg.PKCS11Module}
+	if cfg.KeyID == config.KeyIDSKID {
+		spec.keyID = sign.KeyIDSKID
+	}
+	return openSigner(e, spec)
+}
+
+// hashFor returns the configured hash, or with hash = auto the target
+// kernel's CONFIG_MODULE_SIG_HASH. A kernel built without module signing
+// gives dkmsenv.ErrNoModuleSig: it is reported, never guessed.
+func hashFor(r dkmsenv.Roots, cfg *config.Config, kver string) (hash, from string, err error) {
+	if cfg.Hash != config.HashAuto {
+		return cfg.Hash, cfg.Path, nil
+	}
+	return r.SigHash(kver)
+}
+
+// keyAbsent reports whether err means the key or certificate is simply not
+// there (e.g. removable media not plugged in), as opposed to unusable.
+func keyAbsent(err error) bool {
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// quoteShell single-quotes s for a file DKMS sources with bash.
+func quoteShell(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func init() {
+	// Errors made with withHint carry their own hint.
+	hinters = append(hinters, func(err error) string {
+		var h *hinted
+		if errors.As(err, &h) {
+			return h.hint
+		}
+		return ""
+	})
+}

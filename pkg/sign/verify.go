@@ -3,10 +3,10 @@ package sign
 import (
 	"bytes"
 	"crypto"
-	"hash"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 

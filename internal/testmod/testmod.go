@@ -1,0 +1,184 @@
+// Package testmod provides what the tests sign: real kernel modules taken
+// from Debian's linux-image package, synthetic ELF edge cases, and keys and
+// certificates made by the real openssl.
+package testmod
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+)
+
+// CacheDir holds downloads and builds shared by test runs; outside the checkout.
+func CacheDir() string {
+	if d := os.Getenv("DKMS_SIGN_HOOK_TEST_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/dkms-sign-hook-test"
+}
+
+// realModules are taken from the linux-image package: small, medium and one
+// large module, all signed by Debian's key.
+var realModules = []string{
+	"kernel/fs/fat/vfat.ko",
+	"kernel/fs/fat/fat.ko",
+	"kernel/lib/crc-itu-t.ko",
+	"kernel/drivers/net/dummy.ko",
+	"kernel/fs/btrfs/btrfs.ko",
+}
+
+var realOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// Real returns paths of real modules, as Debian shipped them (signed by
+// Debian). Copy before modifying. The package is fetched with apt-get
+// download on first use and cached.
+func Real(t testing.TB) []string {
+	t.Helper()
+	dir := realDir(t)
+	var out []string
+	for _, m := range realModules {
+		out = append(out, filepath.Join(dir, filepath.Base(m)))
+	}
+	return out
+}
+
+// RealNamed returns the path of one cached real module, e.g. "vfat.ko".
+func RealNamed(t testing.TB, name string) string {
+	t.Helper()
+	return filepath.Join(realDir(t), name)
+}
+
+func realDir(t testing.TB) string {
+	t.Helper()
+	realOnce.Do(func() { realOnce.dir, realOnce.err = extractReal() })
+	if realOnce.err != nil {
+		testenv.Require(t, false, "real modules from Debian's linux-image package: "+realOnce.err.Error())
+	}
+	return realOnce.dir
+}
+
+// headersVersion is the kernel version of the installed linux-headers-amd64.
+func headersVersion() (string, error) {
+	matches, _ := filepath.Glob("/usr/src/linux-headers-*-amd64")
+	if len(matches) == 0 {
+		return "", fmt.Errorf("no /usr/src/linux-headers-*-amd64 (apt-get install linux-headers-amd64)")
+	}
+	sort.Strings(matches)
+	return strings.TrimPrefix(filepath.Base(matches[len(matches)-1]), "linux-headers-"), nil
+}
+
+func extractReal() (string, error) {
+	kver, err := headersVersion()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(CacheDir(), "modules-"+kver)
+	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+		return dir, nil
+	}
+	debs := filepath.Join(CacheDir(), "debs")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return "", err
+	}
+	pkg := "linux-image-" + kver
+	glob := filepath.Join(debs, pkg+"_*.deb")
+	if m, _ := filepath.Glob(glob); len(m) == 0 {
+		cmd := exec.Command("apt-get", "download", pkg)
+		cmd.Dir = debs
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("apt-get download %s: %v: %s", pkg, err, out)
+		}
+	}
+	m, _ := filepath.Glob(glob)
+	if len(m) == 0 {
+		return "", fmt.Errorf("no %s", glob)
+	}
+	tmp, err := os.MkdirTemp(CacheDir(), "extract-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	var members []string
+	for _, mod := range realModules {
+		members = append(members, "./lib/modules/"+kver+"/"+mod)
+	}
+	script := fmt.Sprintf("dpkg-deb --fsys-tarfile %q | tar -x -C %q %s", m[0], tmp, strings.Join(members, " "))
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("extract modules: %v: %s", err, out)
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, mod := range members {
+		if err := os.Rename(filepath.Join(tmp, mod), filepath.Join(dir, filepath.Base(mod))); err != nil {
+			return "", err
+		}
+	}
+	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644)
+}
+
+// ELF returns a minimal ELF64 relocatable object of exactly size bytes
+// (at least 64): a header with no sections, then filler. The kernel would not
+// load it, but sign-file and the signature format do not care.
+func ELF(size int) []byte {
+	if size < 64 {
+		size = 64
+	}
+	b := make([]byte, size)
+	copy(b, "\x7fELF")
+	b[4], b[5], b[6] = 2, 1, 1 // ELFCLASS64, little-endian, EV_CURRENT
+	binary.LittleEndian.PutUint16(b[16:], 1)  // ET_REL
+	binary.LittleEndian.PutUint16(b[18:], 62) // EM_X86_64
+	binary.LittleEndian.PutUint32(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[52:], 64) // e_ehsize
+	for i := 64; i < size; i++ {
+		b[i] = byte(i * 7)
+	}
+	return b
+}
+
+// WriteFile writes data to dir/name and returns the path.
+func WriteFile(t testing.TB, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Copy copies src to dir/name and returns the new path.
+func Copy(t testing.TB, src, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WriteFile(t, dir, name, data)
+}
+
+// Run runs a command and fails the test with its output if it fails.
+func Run(t testing.TB, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return out.Bytes()
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -121,7 +122,7 @@ func passphrase(o *Options, what string) (p []byte, source string, err error) {
 		return []byte(p), PinEnv, nil
 	}
 	if o.PinFile != "" {
-		p, err := readPinFile(o.PinFile, o.SkipPermissionCheck)
+		p, err := readPinFile(o.PinFile, "pin_file", o.SkipPermissionCheck)
 		return p, "pin_file " + o.PinFile, err
 	}
 	if o.Prompt {
@@ -134,38 +135,37 @@ func passphrase(o *Options, what string) (p []byte, source string, err error) {
 
 // readPinFile reads a passphrase or PIN from a file, checking the file's
 // mode and owner on the open descriptor. Trailing CR/LF are dropped.
-func readPinFile(path string, skipCheck bool) ([]byte, error) {
+// what names the setting in errors ("pin_file", "pin-source").
+func readPinFile(path, what string, skipCheck bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("pin_file: %w", err)
+		return nil, fmt.Errorf(what+": %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("pin_file: %w", err)
+		return nil, fmt.Errorf(what+": %w", err)
 	}
 	if !skipCheck {
 		if err := checkSecret(path, st); err != nil {
-			return nil, fmt.Errorf("pin_file %w", err)
+			return nil, fmt.Errorf(what+" %w", err)
 		}
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("pin_file %s: not a regular file", path)
+		return nil, fmt.Errorf(what+" %s: not a regular file", path)
 	}
-	if st.Size() > 4096 {
-		return nil, fmt.Errorf("pin_file %s: too large for a passphrase (%d bytes)", path, st.Size())
+	p, err := io.ReadAll(io.LimitReader(f, 4097))
+	if err != nil {
+		return nil, fmt.Errorf(what+": read %s: %w", path, err)
 	}
-	buf := make([]byte, st.Size()+1)
-	n, err := f.Read(buf)
-	if err != nil && n == 0 && st.Size() > 0 {
-		return nil, fmt.Errorf("pin_file: read %s: %w", path, err)
+	if len(p) > 4096 {
+		return nil, fmt.Errorf(what+" %s: too large for a passphrase", path)
 	}
-	p := buf[:n]
 	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
 		p = p[:len(p)-1]
 	}
 	if len(p) == 0 {
-		return nil, fmt.Errorf("pin_file %s: empty", path)
+		return nil, fmt.Errorf(what+" %s: empty", path)
 	}
 	return p, nil
 }

@@ -1,0 +1,19 @@
+//go:build !cgo
+
+package keys
+
+import "errors"
+
+var (
+	ErrNeedPIN  = errors.New("needs a PIN")
+	ErrWrongPIN = errors.New("wrong PIN")
+	ErrNoToken  = errors.New("no such token")
+	ErrNoObject = errors.New("no such key")
+)
+
+func openPKCS11(ref string, o *Options) (*Key, error) {
+	if _, err := ParsePKCS11URI(ref); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("pkcs11: this build has no PKCS#11 support (built with CGO_ENABLED=0)")
+}

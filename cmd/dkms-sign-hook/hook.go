@@ -1,0 +1,215 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+)
+
+func init() {
+	register(&command{
+		name:  "hook",
+		usage: "[--config FILE] [-- PACKAGE_POST_BUILD [ARGS...]]",
+		short: "DKMS POST_BUILD entry point: sign the modules DKMS just built (set up by enable)",
+		run:   runHook,
+	})
+}
+
+// runHook is what DKMS runs as POST_BUILD, in <dkms_tree>/<module>/<version>/build.
+// It first runs the package's own POST_BUILD (passed after --), then signs
+// every module in the module directory with the configured key.
+func runHook(e *env, args []string) error {
+	c := commands["hook"]
+	fs := newFlags(c, e)
+	cfgPath := fs.String("config", "", "configuration file (default $"+config.EnvVar+", else "+config.DefaultPath+")")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(e)
+	cfg, cfgErr := loadConfig(e, *cfgPath)
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	r := sysRoots(e)
+	ctx, err := r.Discover(cwd, e.getenv)
+	if err != nil {
+		return withHint(err, "DKMS runs the hook as POST_BUILD (see `dkms-sign-hook enable`); to sign built modules now, run `dkms-sign-hook sign --dkms`")
+	}
+	chainErr := runPackagePostBuild(e, log, cwd, fs.Args())
+	if cfgErr != nil {
+		warnUnsigned(log, ctx, nil, "the configuration is unusable")
+		return cfgErr
+	}
+	signErr := signContext(e, log, r, cfg, ctx)
+	if signErr != nil {
+		return signErr
+	}
+	return chainErr
+}
+
+// runPackagePostBuild runs the package's own POST_BUILD as DKMS would have:
+// its first word is a path relative to the build directory, which is also
+// the working directory; it must be executable, else DKMS only warns.
+func runPackagePostBuild(e *env, log *logrus.Logger, cwd string, argv []string) error {
+	if len(argv) == 0 {
+		return nil
+	}
+	script := filepath.Join(cwd, argv[0])
+	st, err := os.Stat(script)
+	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		log.WithField("script", script).Warn("the package's own post_build script is not executable; not run (as DKMS would)")
+		return nil
+	}
+	log.WithField("script", strings.Join(argv, " ")).Info("running the package's own post_build script")
+	cmd := exec.Command(script, argv[1:]...)
+	cmd.Dir = cwd
+	cmd.Stdout, cmd.Stderr = e.stdout, e.stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("the package's own POST_BUILD %s: %w", argv[0], err)
+	}
+	return nil
+}
+
+// signContext signs every module of one DKMS build.
+func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config, ctx *dkmsenv.Context) error {
+	files, skipped, err := dkmsenv.ModuleFiles(ctx.ModuleDir())
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		log.WithField("file", s.Path).Warnf("not signing: %s", s.Why)
+	}
+	if len(files) == 0 {
+		log.WithField("dir", ctx.ModuleDir()).Warn("no modules to sign")
+		return nil
+	}
+	hash, from, err := hashFor(r, cfg, ctx.KernelVer)
+	if errors.Is(err, dkmsenv.ErrNoModuleSig) {
+		log.WithField("kernel", ctx.KernelVer).Warnf("not signing: %v; set hash= in %s to sign anyway", err, cfgName(cfg))
+		return nil
+	}
+	if err != nil {
+		warnUnsigned(log, ctx, files, "no hash")
+		return err
+	}
+	signer, closeKey, err := signerFromConfig(e, cfg, hash)
+	if err != nil {
+		if keyAbsent(err) {
+			what := absentWhat(cfg)
+			warnUnsigned(log, ctx, files, what+" not found")
+			if cfg.MissingKey == config.MissingKeyFail {
+				return fmt.Errorf("%s not found; %s not signed (missing_key = fail)", what, plural(len(files), "module", "modules"))
+			}
+			log.Warnf("%s not found (missing_key = warn: exit 0)", what)
+			return nil
+		}
+		warnUnsigned(log, ctx, files, "the key is unusable")
+		return err
+	}
+	defer closeKey()
+	audit := &signingLog{path: cfg.Log}
+	var failed []string
+	for _, f := range files {
+		res, err := signer.SignFile(f)
+		if err != nil {
+			log.WithField("file", f).Errorf("signing failed: %v", err)
+			failed = append(failed, f)
+			continue
+		}
+		fields := logrus.Fields{"file": f, "kernel": ctx.KernelVer, "hash": signer.Hash(), "key": keyIDOf(signer)}
+		if !res.Changed {
+			log.WithFields(fields).Info("already signed by this key")
+			continue
+		}
+		if res.Replaced > 0 {
+			fields["replaced"] = res.Replaced
+		}
+		fields["hash_from"] = from
+		log.WithFields(fields).Info("signed")
+		if err := audit.add(ctx, f, res, signer); err != nil {
+			log.Errorf("signing log: %v", err)
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s of %s failed (see above)", plural(len(failed), "module", "modules"), ctx.ModuleDir())
+	}
+	return nil
+}
+
+// absentWhat names the missing file(s) among the key and the certificate.
+func absentWhat(cfg *config.Config) string {
+	var missing []string
+	if !strings.HasPrefix(strings.ToLower(cfg.Key), "pkcs11:") {
+		if _, err := os.Stat(cfg.Key); err != nil {
+			missing = append(missing, "signing key "+cfg.Key)
+		}
+	}
+	if _, err := os.Stat(cfg.Certificate); err != nil {
+		missing = append(missing, "certificate "+cfg.Certificate)
+	}
+	if len(missing) == 0 {
+		return "signing key " + redactURI(cfg.Key)
+	}
+	return strings.Join(missing, " and ")
+}
+
+func cfgName(cfg *config.Config) string {
+	if cfg.Path != "" {
+		return cfg.Path
+	}
+	return config.DefaultPath
+}
+
+// warnUnsigned says loudly which modules stay unsigned and how to sign them.
+func warnUnsigned(log *logrus.Logger, ctx *dkmsenv.Context, files []string, why string) {
+	log.Warnf("*** %s: modules of %s/%s for kernel %s are NOT signed with your key; where signatures are enforced (Secure Boot) they will not load ***",
+		why, ctx.Module, ctx.Version, ctx.KernelVer)
+	for _, f := range files {
+		log.WithField("file", f).Warn("not signed")
+	}
+	log.Warnf("to sign them once the key is available: dkms-sign-hook sign --dkms --kernel %s", ctx.KernelVer)
+}
+
+// keyIDOf names the signing certificate for logs: its subjectKeyIdentifier
+// in hex (as /proc/keys shows it), else issuer CN and serial.
+func keyIDOf(s *sign.Signer) string {
+	cert := s.Certificate()
+	if len(cert.SubjectKeyId) > 0 {
+		return fmt.Sprintf("%x", cert.SubjectKeyId)
+	}
+	return fmt.Sprintf("%s:%x", cert.Issuer.CommonName, cert.SerialNumber)
+}
+
+// newLogger logs to stderr, which DKMS shows (or writes to make.log), one
+// readable line per event: "dkms-sign-hook: level: message key=value...".
+func newLogger(e *env) *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(e.stderr)
+	l.SetFormatter(lineFormatter{})
+	return l
+}
+
+type lineFormatter struct{}
+
+func (lineFormatter) Format(en *logrus.Entry) ([]byte, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "dkms-sign-hook: %s: %s", en.Level, en.Message)
+	for _, k := range []string{"file", "script", "dir", "kernel", "hash", "hash_from", "key", "replaced"} {
+		if v, ok := en.Data[k]; ok {
+			fmt.Fprintf(&b, " %s=%v", k, v)
+		}
+	}
+	b.WriteByte('\n')
+	return []byte(b.String()), nil
+}

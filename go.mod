@@ -8,7 +8,7 @@ require (
 	github.com/ThalesGroup/crypto11 v1.6.2 // indirect
 	github.com/miekg/pkcs11 v1.1.2 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
-	github.com/sirupsen/logrus v1.10.2 // indirect
+	github.com/sirupsen/logrus v1.10.2
 	github.com/thales-e-security/pool v0.0.2 // indirect
 )
 

@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -111,11 +112,16 @@ func (d *digestSigner) sign(module io.Reader) ([]byte, error) {
 var ErrUnsupported = errors.New("unsupported signature algorithm")
 
 // verifyDigest checks a hash-then-sign signature the way the kernel would.
-func verifyDigest(pub crypto.PublicKey, sigAlg asn1.ObjectIdentifier, h hashAlg, digest, sig []byte) error {
+// Parameters are checked too (NULL or absent for RSA, absent for ECDSA): the
+// kernel ignores them, but no byte of a signature should change unnoticed.
+func verifyDigest(pub crypto.PublicKey, sigAlg asn1.ObjectIdentifier, params []byte, h hashAlg, digest, sig []byte) error {
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		if !sigAlg.Equal(oidRSAEncryption) {
 			return fmt.Errorf("%w: %v for an RSA key (the kernel takes only rsaEncryption)", ErrUnsupported, sigAlg)
+		}
+		if params != nil && !bytes.Equal(params, []byte{5, 0}) {
+			return fmt.Errorf("%w: rsaEncryption parameters are not NULL", ErrMalformed)
 		}
 		if err := rsa.VerifyPKCS1v15(pub, h.hash, digest, sig); err != nil {
 			return ErrBadSignature
@@ -124,6 +130,12 @@ func verifyDigest(pub crypto.PublicKey, sigAlg asn1.ObjectIdentifier, h hashAlg,
 	case *ecdsa.PublicKey:
 		if !isECDSAOID(sigAlg) {
 			return fmt.Errorf("%w: %v for an ECDSA key", ErrUnsupported, sigAlg)
+		}
+		if !sigAlg.Equal(ecdsaSigOIDs[h.hash]) {
+			return fmt.Errorf("%w: %s signature over a %s digest", ErrMalformed, sigAlgName(sigAlg), h.name)
+		}
+		if params != nil {
+			return fmt.Errorf("%w: ECDSA signature algorithm with parameters", ErrMalformed)
 		}
 		if !ecdsa.VerifyASN1(pub, digest, sig) {
 			return ErrBadSignature

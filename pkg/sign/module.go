@@ -54,7 +54,11 @@ func openModule(path string, limit int64) (*module, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := checkELF(io.NewSectionReader(m.content, 0, m.unsignedLen())); err != nil {
-		m.Close()
+		defer m.Close()
+		if len(m.segs) > 0 && checkELF(io.NewSectionReader(m.content, 0, m.size)) == nil {
+			// The whole file is a module, but not what the trailer leaves of it.
+			return nil, fmt.Errorf("%s: %w: its signature length cuts into the module (%v)", path, errTrailer, err)
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil

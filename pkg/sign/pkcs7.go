@@ -161,8 +161,9 @@ func parseSignedData(der []byte) (*signedData, error) {
 	}
 	out := &signedData{}
 	var digestSet, encap cryptobyte.String
-	if !sd.ReadASN1Integer(&out.version) {
-		return nil, pkcs7Errorf("SignedData version")
+	// The kernel takes PKCS#7 (v1) and CMS (v3) SignedData only.
+	if !sd.ReadASN1Integer(&out.version) || (out.version != 1 && out.version != 3) {
+		return nil, pkcs7Errorf("SignedData version must be 1 or 3")
 	}
 	if !sd.ReadASN1(&digestSet, cbasn1.SET) {
 		return nil, pkcs7Errorf("digestAlgorithms")
@@ -244,6 +245,10 @@ func parseSignerInfo(s *cryptobyte.String) (*signerInfo, error) {
 		si.skid = skid
 	default:
 		return nil, pkcs7Errorf("unknown signer identifier")
+	}
+	// As the kernel checks: v1 names issuer+serial, v3 a SKID (RFC 5652 5.3).
+	if (si.version == 1) != (si.skid == nil) || (si.version != 1 && si.version != 3) {
+		return nil, pkcs7Errorf("SignerInfo version %d does not match its signer identifier", si.version)
 	}
 	var err error
 	if si.digestOID, _, err = readAlgorithmIdentifier(&in); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"hash"
@@ -43,6 +44,12 @@ func verifySigned(sd *signedData, content io.Reader, certs []*x509.Certificate) 
 		if si.signedAttrs {
 			return nil, fmt.Errorf("%w: signed attributes, which the kernel rejects for modules", ErrMalformed)
 		}
+		// RFC 5652 5.1: digestAlgorithms lists each signer's digest. The
+		// kernel does not check it; we do, so that no byte of the message
+		// can change unnoticed.
+		if !containsOID(sd.digestAlgs, si.digestOID) {
+			return nil, fmt.Errorf("%w: digestAlgorithms does not list the signer's digest %v", ErrMalformed, si.digestOID)
+		}
 		h, ok := hashByOID(si.digestOID)
 		if !ok || !h.hash.Available() {
 			return nil, fmt.Errorf("%w: digest algorithm %v", ErrUnsupported, si.digestOID)
@@ -66,7 +73,7 @@ func verifySigned(sd *signedData, content io.Reader, certs []*x509.Certificate) 
 		return nil, err
 	}
 	for _, j := range jobs {
-		if err := verifyDigest(j.cert.PublicKey, j.si.sigAlgOID, j.h, hashes[j.h.hash].Sum(nil), j.si.signature); err != nil {
+		if err := verifyDigest(j.cert.PublicKey, j.si.sigAlgOID, j.si.sigAlgParams, j.h, hashes[j.h.hash].Sum(nil), j.si.signature); err != nil {
 			return nil, err
 		}
 	}
@@ -107,4 +114,13 @@ func readAlgorithmIdentifierBytes(der []byte) (oid []int, params []byte, err err
 	s := cryptobyte.String(der)
 	o, p, err := readAlgorithmIdentifier(&s)
 	return o, p, err
+}
+
+func containsOID(list []asn1.ObjectIdentifier, oid asn1.ObjectIdentifier) bool {
+	for _, o := range list {
+		if o.Equal(oid) {
+			return true
+		}
+	}
+	return false
 }

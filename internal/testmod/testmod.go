@@ -140,7 +140,7 @@ func ELF(size int) []byte {
 	}
 	b := make([]byte, size)
 	copy(b, "\x7fELF")
-	b[4], b[5], b[6] = 2, 1, 1 // ELFCLASS64, little-endian, EV_CURRENT
+	b[4], b[5], b[6] = 2, 1, 1                // ELFCLASS64, little-endian, EV_CURRENT
 	binary.LittleEndian.PutUint16(b[16:], 1)  // ET_REL
 	binary.LittleEndian.PutUint16(b[18:], 62) // EM_X86_64
 	binary.LittleEndian.PutUint32(b[20:], 1)

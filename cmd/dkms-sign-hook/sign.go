@@ -10,7 +10,7 @@ import (
 func init() {
 	register(&command{
 		name:  "sign",
-		usage: "--key KEY --cert CERT [--hash HASH] [--keyid] MODULE...",
+		usage: "--key KEY --cert CERT [--hash HASH] [--keyid] MODULE... | --dkms [--kernel KVER] [--config FILE]",
 		short: "sign modules in place (.ko, .ko.xz, .ko.zst, .ko.gz), replacing old signatures",
 		run:   runSign,
 	})
@@ -30,8 +30,12 @@ func runSign(e *env, args []string) error {
 	var spec signerSpec
 	var skid bool
 	keyFlags(fs, &spec, &skid)
+	dk := dkmsSignFlags(fs) // signdkms.go
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if dk.on {
+		return signDKMS(e, dk, fs.Args())
 	}
 	if spec.key == "" || spec.cert == "" {
 		return usagef("--key and --cert are required")

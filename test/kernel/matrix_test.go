@@ -1,0 +1,250 @@
+package kernel
+
+import "fmt"
+
+// Errors as strerror(3) prints them (and kmod's insmod after "could not
+// insert module X: ").
+const (
+	OK          = "OK"
+	keyRejected = "Key was rejected by service" // EKEYREJECTED
+	badMessage  = "Bad message"                 // EBADMSG
+	invalidArg  = "Invalid argument"            // EINVAL
+)
+
+// A row is one module and how it is loaded; each is a subtest asserting the
+// kernel's own answer. To add a row (for example a module built and signed by
+// real dkms with the hook), append to matrix: prepare gets the bench (the
+// cached kernel in b.k, its tree in b.k.Tree, the keys in b.k.Key/Cert, the
+// tool in b.tool) and a file name stem, and returns the path of the module
+// to load.
+type row struct {
+	name    string
+	kernel  string // kernel variant booted: "zstd" (default), "xz", "gzip"
+	method  string // "finit" (default), "finit-compressed", "kmod-insmod"
+	prepare func(b *bench, stem string) (string, error)
+	want    string // OK, or the error text the kernel gives
+	// verify is what `dkms-sign-hook verify` must say: "valid" or "invalid";
+	// "" means the same as the kernel (want == OK). "-" skips the comparison
+	// (the row checks a loader, not the file).
+	verify string
+}
+
+// signed returns a prepare func: a fresh module signed with sign.
+func signed(sign func(b *bench, mod string) error) func(*bench, string) (string, error) {
+	return func(b *bench, stem string) (string, error) {
+		mod, err := b.fresh(stem)
+		if err != nil {
+			return "", err
+		}
+		return mod, sign(b, mod)
+	}
+}
+
+// then chains a file edit after prepare.
+func then(prepare func(*bench, string) (string, error), f func([]byte) ([]byte, error)) func(*bench, string) (string, error) {
+	return func(b *bench, stem string) (string, error) {
+		mod, err := prepare(b, stem)
+		if err != nil {
+			return "", err
+		}
+		return mod, edit(mod, f)
+	}
+}
+
+// compressed chains a system compressor after prepare.
+func compressed(prepare func(*bench, string) (string, error), format string) func(*bench, string) (string, error) {
+	return func(b *bench, stem string) (string, error) {
+		mod, err := prepare(b, stem)
+		if err != nil {
+			return "", err
+		}
+		return compress(mod, format)
+	}
+}
+
+func unsigned(b *bench, stem string) (string, error) { return b.fresh(stem) }
+
+// matrix is the whole table (issue 4).
+func matrix() []row {
+	var rows []row
+
+	// Loads: each trusted key x each hash x both signer ids, through `sign`.
+	for _, key := range trusted {
+		for _, hash := range hashes {
+			for _, skid := range []bool{false, true} {
+				id := "issuer-serial"
+				if skid {
+					id = "skid"
+				}
+				rows = append(rows, row{
+					name: fmt.Sprintf("sign/%s/%s/%s", key, hash, id),
+					prepare: signed(func(b *bench, mod string) error {
+						return b.sign(mod, key, hash, skid)
+					}),
+					want: OK,
+				})
+			}
+		}
+	}
+
+	// The sign-file drop-in, and Debian's sign-file as the reference.
+	for _, key := range trusted {
+		rows = append(rows, row{
+			name: "sign-file/" + key + "/sha512",
+			prepare: signed(func(b *bench, mod string) error {
+				return b.signFileCmd(mod, key, "sha512", false)
+			}),
+			want: OK,
+		})
+	}
+	rows = append(rows,
+		row{
+			name: "sign-file/p384/sha3-384/skid",
+			prepare: signed(func(b *bench, mod string) error {
+				return b.signFileCmd(mod, "p384", "sha3-384", true)
+			}),
+			want: OK,
+		},
+		row{
+			name: "debian-sign-file/rsa4096/sha512",
+			prepare: signed(func(b *bench, mod string) error {
+				return b.debianSign(mod, "rsa4096", "sha512", false)
+			}),
+			want: OK,
+		},
+		row{
+			name: "debian-sign-file/p384/sha384/skid",
+			prepare: signed(func(b *bench, mod string) error {
+				return b.debianSign(mod, "p384", "sha384", true)
+			}),
+			want: OK,
+		},
+	)
+
+	// DKMS signs with its own key first (Debian: /var/lib/dkms/mok.key, not
+	// trusted by this kernel); the tool must replace that signature.
+	dkmsSigned := signed(func(b *bench, mod string) error {
+		return b.debianSign(mod, "dkms-mok", "sha512", false)
+	})
+	dkmsResigned := func(b *bench, stem string) (string, error) {
+		mod, err := dkmsSigned(b, stem)
+		if err != nil {
+			return "", err
+		}
+		return mod, b.sign(mod, "rsa4096", "sha512", false)
+	}
+	rows = append(rows,
+		row{name: "dkms-mok/only", prepare: dkmsSigned, want: keyRejected},
+		row{name: "dkms-mok/re-signed-by-sign", prepare: dkmsResigned, want: OK},
+	)
+
+	// Refused.
+	good := signed(func(b *bench, mod string) error { return b.sign(mod, "rsa4096", "sha512", false) })
+	goodEC := signed(func(b *bench, mod string) error { return b.sign(mod, "p384", "sha384", false) })
+	rows = append(rows,
+		row{name: "refused/unsigned", prepare: unsigned, want: keyRejected},
+		row{
+			name: "refused/untrusted-key",
+			prepare: signed(func(b *bench, mod string) error {
+				return b.sign(mod, "attacker", "sha512", false)
+			}),
+			want: keyRejected,
+		},
+		row{name: "refused/flipped-code-byte/rsa", prepare: then(good, flipCode), want: keyRejected},
+		row{name: "refused/flipped-code-byte/ecdsa", prepare: then(goodEC, flipCode), want: keyRejected},
+		row{name: "refused/flipped-signature-byte/rsa", prepare: then(good, flipSig), want: keyRejected},
+		row{name: "refused/flipped-signature-byte/ecdsa", prepare: then(goodEC, flipSig), want: keyRejected},
+		row{name: "refused/truncated-signature", prepare: then(good, truncateSig), want: badMessage},
+		// Stacked signatures (Debian's sign-file appends): only the last counts.
+		row{
+			name: "refused/stacked-last-untrusted",
+			prepare: signed(func(b *bench, mod string) error {
+				if err := b.debianSign(mod, "rsa4096", "sha512", false); err != nil {
+					return err
+				}
+				return b.debianSign(mod, "attacker", "sha512", false)
+			}),
+			want: keyRejected,
+		},
+		row{
+			name: "stacked-last-trusted",
+			prepare: signed(func(b *bench, mod string) error {
+				if err := b.debianSign(mod, "attacker", "sha512", false); err != nil {
+					return err
+				}
+				return b.debianSign(mod, "rsa4096", "sha512", false)
+			}),
+			want: OK,
+		},
+	)
+
+	// Compressed modules, on the kernel that decompresses their format.
+	for _, c := range []struct{ ext, kernel string }{{"xz", "xz"}, {"zst", "zstd"}, {"gz", "gzip"}} {
+		// Sign, then compress with the system tool (what DKMS and kbuild do).
+		signedThenCompressed := compressed(good, c.ext)
+		// Compress, then sign the compressed file in place with the tool.
+		toolSigned := func(b *bench, stem string) (string, error) {
+			mod, err := compressed(unsigned, c.ext)(b, stem)
+			if err != nil {
+				return "", err
+			}
+			if !b.have["sign"] {
+				return "", fmt.Errorf("dkms-sign-hook sign is missing")
+			}
+			return mod, b.sign(mod, "p384", "sha384", false)
+		}
+		rows = append(rows,
+			// Each kernel variant enforces signatures on plain modules too.
+			row{name: c.kernel + "/plain/signed", kernel: c.kernel, prepare: good, want: OK},
+			row{name: c.kernel + "/plain/unsigned", kernel: c.kernel, prepare: unsigned, want: keyRejected},
+			row{name: c.kernel + "/signed-then-compressed/in-kernel", kernel: c.kernel,
+				method: "finit-compressed", prepare: signedThenCompressed, want: OK},
+			row{name: c.kernel + "/signed-then-compressed/kmod-insmod", kernel: c.kernel,
+				method: "kmod-insmod", prepare: signedThenCompressed, want: kmodWant(c.ext), verify: "-"},
+			row{name: c.kernel + "/tool-signed-compressed/in-kernel", kernel: c.kernel,
+				method: "finit-compressed", prepare: toolSigned, want: OK},
+			row{name: c.kernel + "/tool-signed-compressed/kmod-insmod", kernel: c.kernel,
+				method: "kmod-insmod", prepare: toolSigned, want: kmodWant(c.ext), verify: "-"},
+			row{name: c.kernel + "/unsigned-compressed/in-kernel", kernel: c.kernel,
+				method: "finit-compressed", prepare: compressed(unsigned, c.ext), want: keyRejected},
+			row{name: c.kernel + "/tampered-then-compressed/in-kernel", kernel: c.kernel,
+				method: "finit-compressed", prepare: compressed(then(good, flipCode), c.ext), want: keyRejected},
+		)
+	}
+	// zstd variants, through kmod's userspace decompression and the kernel's.
+	for _, z := range []struct{ name, flag string }{{"streamed", "-c"}, {"level-19", "-19"}, {"no-check", "--no-check"}} {
+		zst := func(b *bench, stem string) (string, error) {
+			mod, err := good(b, stem)
+			if err != nil {
+				return "", err
+			}
+			if z.flag == "-c" { // from a pipe: no content size in the frame header
+				return mod + ".zst", cmd("sh", "-c", `zstd -q -c <"$1" >"$1.zst"`, "sh", mod)
+			}
+			return mod + ".zst", cmd("zstd", "-q", "-f", z.flag, mod)
+		}
+		rows = append(rows,
+			row{name: "zstd/" + z.name + "/in-kernel", kernel: "zstd", method: "finit-compressed", prepare: zst, want: OK},
+			row{name: "zstd/" + z.name + "/kmod-insmod", kernel: "zstd", method: "kmod-insmod", prepare: zst, want: OK, verify: "-"},
+		)
+	}
+
+	// Plain xz uses CRC64, which in-kernel decompression refuses: the file's
+	// signature is fine, its container is not.
+	rows = append(rows, row{name: "xz/crc64/in-kernel", kernel: "xz", method: "finit-compressed",
+		prepare: compressed(good, "xz-crc64"), want: invalidArg, verify: "valid"})
+	return rows
+}
+
+// kmodWant is what Debian 12's kmod 30 insmod makes of a correctly signed
+// compressed module (README.md, "kmod findings"): it decompresses .ko.xz and
+// .ko.zst in userspace and loads them; it is built without zlib, so it hands
+// a .ko.gz to the kernel as is, and the kernel, asked to load an ELF file
+// that is not one, finds no signature ("Loading of unsigned module is
+// rejected").
+func kmodWant(ext string) string {
+	if ext == "gz" {
+		return keyRejected
+	}
+	return OK
+}

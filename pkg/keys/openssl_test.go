@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,15 +30,25 @@ func requireOpenSSL(t testing.TB) string {
 // openssl runs openssl with args in dir and fails the test on error.
 func openssl(t testing.TB, dir string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(requireOpenSSL(t), args...)
+	requireOpenSSL(t)
+	out, err := runOpenSSL(dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// runOpenSSL runs openssl and returns its stdout, or an error with its stderr.
+func runOpenSSL(dir string, args ...string) ([]byte, error) {
+	cmd := exec.Command("openssl", args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+		return nil, fmt.Errorf("openssl %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
 	}
-	return out
+	return out, nil
 }
 
 // opensslPublicKey is the public key of a private key file as openssl reads it.

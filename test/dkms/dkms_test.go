@@ -1,0 +1,521 @@
+// Package dkms is the end-to-end test of the DKMS integration with Debian's
+// real dkms (3.0.10 in Debian 12) and real kernel headers: a tiny DKMS package
+// (testdata/dshtest, with a POST_BUILD of its own) is added, built and
+// installed for the headers' kernel, with dkms-sign-hook enabled through each
+// route, with plain and compressed modules. It needs root and changes
+// /etc/dkms, /var/lib/dkms and /lib/modules/<kver>; everything it adds is
+// removed again, also when it fails.
+package dkms
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+)
+
+const (
+	pkg     = "dshtest"
+	pkgVer  = "1.0"
+	etcDKMS = "/etc/dkms"
+	tree    = "/var/lib/dkms"
+	modRoot = "/lib/modules"
+	testCN  = "dkms-sign-hook e2e test key"
+	mokCN   = "DKMS module signing key" // the CN of the key DKMS 3.0.10 generates
+)
+
+// rig is one prepared machine state: the binary, its override, a key.
+type rig struct {
+	t        *testing.T
+	kver     string
+	arch     string
+	dir      string // temporary: binary, override, key, config, sources
+	bin      string // the dkms-sign-hook binary DKMS runs
+	signFile string // sign-file symlink to bin (framework route)
+	override string // contrib/dkms/dkms-override.conf pointing at bin
+	conf     string // dkms-sign-hook.conf naming the test key
+	key      string
+	cert     *x509.Certificate
+	certPath string
+	log      string // the signing log
+	srcTree  string // --sourcetree for dkms
+	// compress makes DKMS compress modules with xz (see makeCompressed).
+	compress bool
+	// kernelInstalled: modules.dep existed before the test (a real kernel).
+	kernelInstalled bool
+}
+
+// headersKernel finds a kernel whose headers are installed (/lib/modules/*/build/.config).
+func headersKernel() string {
+	ents, _ := os.ReadDir(modRoot)
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(modRoot, e.Name(), "build", ".config")); err == nil {
+			return e.Name()
+		}
+	}
+	return ""
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	if testing.Short() && !testenv.InCI() {
+		t.Skip("skipped in -short mode: runs the real dkms")
+	}
+	testenv.RequireRoot(t)
+	testenv.LookPath(t, "dkms", "dkms")
+	testenv.LookPath(t, "modinfo", "kmod")
+	testenv.LookPath(t, "openssl", "openssl")
+	testenv.LookPath(t, "xz", "xz-utils")
+	kver := headersKernel()
+	testenv.Require(t, kver != "", "kernel headers (apt-get install linux-headers-amd64)")
+	arch, err := exec.Command("uname", "-m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, kver: kver, arch: strings.TrimSpace(string(arch)), dir: t.TempDir()}
+	r.guardAndCleanup()
+	r.buildBinary()
+	r.makeKey()
+	r.srcTree = filepath.Join(r.dir, "src")
+	copyDir(t, "testdata/dshtest", filepath.Join(r.srcTree, pkg+"-"+pkgVer))
+	return r
+}
+
+// guardAndCleanup refuses to run over an existing dshtest package and
+// registers the removal of everything the test adds.
+func (r *rig) guardAndCleanup() {
+	t := r.t
+	for _, p := range []string{filepath.Join(tree, pkg), filepath.Join(etcDKMS, pkg+".conf"), dropIn()} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Fatalf("%s exists already: not running over it (remove it, or `dkms remove %s/%s --all`)", p, pkg, pkgVer)
+		}
+	}
+	kdir := filepath.Join(modRoot, r.kver)
+	before := map[string]bool{}
+	ents, _ := os.ReadDir(kdir)
+	for _, e := range ents {
+		before[e.Name()] = true
+	}
+	r.kernelInstalled = before["modules.dep"]
+	mokBefore := map[string]bool{}
+	for _, f := range []string{"mok.key", "mok.pub"} {
+		if _, err := os.Stat(filepath.Join(tree, f)); err == nil {
+			mokBefore[f] = true
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("dkms", "remove", pkg+"/"+pkgVer, "--all").Run()
+		os.RemoveAll(filepath.Join(tree, pkg))
+		os.Remove(filepath.Join(etcDKMS, pkg+".conf"))
+		os.Remove(dropIn())
+		for f := range map[string]bool{"mok.key": true, "mok.pub": true} {
+			if !mokBefore[f] {
+				os.Remove(filepath.Join(tree, f))
+			}
+		}
+		ents, _ := os.ReadDir(kdir)
+		for _, e := range ents {
+			if !before[e.Name()] {
+				os.RemoveAll(filepath.Join(kdir, e.Name()))
+			}
+		}
+		for _, s := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+			os.Remove(filepath.Join(kdir, "updates", "dkms", pkg+s))
+		}
+		if before["modules.dep"] {
+			exec.Command("depmod", r.kver).Run()
+		}
+	})
+}
+
+func dropIn() string { return filepath.Join(etcDKMS, "framework.conf.d", "dkms-sign-hook.conf") }
+
+// buildBinary builds dkms-sign-hook with `go build`, with the sign-file
+// symlink and the shared override pointing at it (the real install path is
+// /usr/sbin/dkms-sign-hook; the test's binary lives in its temp dir).
+func (r *rig) buildBinary() {
+	t := r.t
+	bindir := filepath.Join(r.dir, "bin")
+	r.bin = filepath.Join(bindir, "dkms-sign-hook")
+	cmd := exec.Command("go", "build", "-o", r.bin, "../../cmd/dkms-sign-hook")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	r.signFile = filepath.Join(bindir, "sign-file")
+	if err := os.Symlink("dkms-sign-hook", r.signFile); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile("../../contrib/dkms/dkms-override.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const installed = "_dsh_bin=/usr/sbin/dkms-sign-hook\n"
+	if !bytes.Contains(tmpl, []byte(installed)) {
+		t.Fatalf("contrib/dkms/dkms-override.conf has no line %q", installed)
+	}
+	r.override = filepath.Join(r.dir, "share", "dkms-override.conf")
+	os.MkdirAll(filepath.Dir(r.override), 0o755)
+	out := bytes.Replace(tmpl, []byte(installed), []byte("_dsh_bin="+r.bin+"\n"), 1)
+	if err := os.WriteFile(r.override, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *rig) makeKey() {
+	t := r.t
+	kdir := filepath.Join(r.dir, "keys")
+	os.MkdirAll(kdir, 0o700)
+	r.key = filepath.Join(kdir, "signing_key.pem")
+	r.certPath = filepath.Join(kdir, "signing_key.x509")
+	cmd := exec.Command("openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+		"-subj", "/CN="+testCN, "-keyout", r.key, "-outform", "DER", "-out", r.certPath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	os.Chmod(r.key, 0o600)
+	cert, err := keys.LoadCertificate(r.certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cert = cert
+	r.log = filepath.Join(r.dir, "log", "signed.jsonl")
+	r.conf = filepath.Join(r.dir, "dkms-sign-hook.conf")
+	r.writeConf(r.key, "warn")
+}
+
+func (r *rig) writeConf(key, missing string) {
+	conf := fmt.Sprintf("[signing]\nkey = %s\ncertificate = %s\n[hook]\nmissing_key = %s\nlog = %s\n", key, r.certPath, missing, r.log)
+	if err := os.WriteFile(r.conf, []byte(conf), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) env() []string {
+	return append(os.Environ(), "DKMS_SIGN_HOOK_CONFIG="+r.conf)
+}
+
+// run runs a command, failing the test with its output if it fails.
+func (r *rig) run(name string, args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = r.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (r *rig) tool(args ...string) string { r.t.Helper(); return r.run(r.bin, args...) }
+
+// dkmsInstall adds, builds and installs the package, running afterAdd (if
+// any) between add and build; it returns the build's output and how long
+// `dkms build` took.
+func (r *rig) dkmsInstall(afterAdd ...func()) (string, time.Duration) {
+	r.t.Helper()
+	src := "--sourcetree=" + r.srcTree
+	r.run("dkms", "add", src, pkg+"/"+pkgVer)
+	for _, f := range afterAdd {
+		f()
+	}
+	if r.compress {
+		r.makeCompressed()
+	}
+	start := time.Now()
+	out := r.run("dkms", "build", src, pkg+"/"+pkgVer, "-k", r.kver)
+	took := time.Since(start)
+	r.run("dkms", "install", src, pkg+"/"+pkgVer, "-k", r.kver)
+	return out, took
+}
+
+func (r *rig) dkmsRemove() {
+	r.t.Helper()
+	r.run("dkms", "remove", pkg+"/"+pkgVer, "--all")
+	os.Remove(r.postbuildMarker())
+}
+
+func (r *rig) moduleDir() string {
+	return filepath.Join(tree, pkg, pkgVer, r.kver, r.arch, "module")
+}
+
+func (r *rig) postbuildMarker() string { return filepath.Join(tree, pkg, pkgVer, "postbuild-ran") }
+
+// modules returns the built and the installed module file; suffix is "" or ".xz".
+func (r *rig) modules(suffix string) (built, installed string) {
+	return filepath.Join(r.moduleDir(), pkg+".ko"+suffix),
+		filepath.Join(modRoot, r.kver, "updates", "dkms", pkg+".ko"+suffix)
+}
+
+// assertSignedBy checks a module carries exactly one signature, that it
+// verifies against cert, and that kmod's modinfo names wantCN as signer.
+func (r *rig) assertSignedBy(path string, cert *x509.Certificate, wantCN string) {
+	r.t.Helper()
+	info, err := sign.VerifyFile(path, []*x509.Certificate{cert})
+	if err != nil {
+		r.t.Errorf("%s: does not verify against %q: %v", path, cert.Subject.CommonName, err)
+		return
+	}
+	if n := len(info.Signatures); n != 1 {
+		r.t.Errorf("%s: %d signatures, want exactly 1", path, n)
+	}
+	out, err := exec.Command("modinfo", "-F", "signer", path).Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != wantCN {
+		r.t.Errorf("%s: modinfo -F signer = %q (%v), want %q", path, got, err, wantCN)
+	}
+}
+
+func (r *rig) mokCert() *x509.Certificate {
+	c, err := keys.LoadCertificate(filepath.Join(tree, "mok.pub"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+func (r *rig) assertNoStray(suffix string) {
+	r.t.Helper()
+	if suffix == "" {
+		return
+	}
+	for _, dir := range []string{r.moduleDir(), filepath.Join(modRoot, r.kver, "updates", "dkms")} {
+		if _, err := os.Lstat(filepath.Join(dir, pkg+".ko")); err == nil {
+			r.t.Errorf("stray %s.ko beside %s.ko%s in %s", pkg, pkg, suffix, dir)
+		}
+	}
+}
+
+func (r *rig) assertPostBuildRan() {
+	r.t.Helper()
+	b, err := os.ReadFile(r.postbuildMarker())
+	if err != nil || strings.TrimSpace(string(b)) != "from-dkms-conf" {
+		r.t.Errorf("the package's own POST_BUILD did not run: %q, %v", b, err)
+	}
+}
+
+// assertLogged checks the signing log has a line for the built module with
+// its current sha256.
+func (r *rig) assertLogged(built string) {
+	r.t.Helper()
+	data, err := os.ReadFile(built)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	f, err := os.Open(r.log)
+	if err != nil {
+		r.t.Errorf("signing log: %v", err)
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			r.t.Errorf("signing log line %q: %v", sc.Text(), err)
+			continue
+		}
+		if e["file"] == built && e["sha256"] == hex.EncodeToString(sum[:]) && e["package"] == pkg &&
+			e["version"] == pkgVer && e["kernel"] == r.kver && e["key_id"] == hex.EncodeToString(r.cert.SubjectKeyId) {
+			if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(e["time"])); err != nil {
+				r.t.Errorf("signing log time: %v", err)
+			}
+			return
+		}
+	}
+	r.t.Errorf("signing log %s has no entry for %s with sha256 %x", r.log, built, sum)
+}
+
+// makeCompressed makes the headers' kernel look like one with xz-compressed
+// modules: DKMS 3.0.10 decides by grepping modules.dep for ".xz:". It is
+// redone before every build, as `dkms install` and `remove` run depmod.
+func (r *rig) makeCompressed() {
+	kdir := filepath.Join(modRoot, r.kver)
+	if r.kernelInstalled {
+		r.t.Fatalf("%s/modules.dep existed before the test: this kernel is installed, not only its headers; not faking compression on it", kdir)
+	}
+	dummy := filepath.Join(kdir, "kernel", "dshdummy.ko.xz")
+	os.MkdirAll(filepath.Dir(dummy), 0o755)
+	if err := os.WriteFile(dummy, nil, 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kdir, "modules.dep"), []byte("kernel/dshdummy.ko.xz:\n"), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) status() map[string]any {
+	r.t.Helper()
+	out := r.tool("status", "--json", "--override", r.override)
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		r.t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+// TestHookRoute: enable PKG links /etc/dkms/dshtest.conf to the shared
+// override; DKMS runs the hook as POST_BUILD.
+func TestHookRoute(t *testing.T) {
+	r := newRig(t)
+	for _, suffix := range []string{"", ".xz"} {
+		name := "plain"
+		if suffix != "" {
+			name = "xz"
+			r.compress = true
+		}
+		t.Run(name, func(t *testing.T) {
+			r.t = t
+			// Without the hook: DKMS's own signature only (the baseline).
+			_, plain := r.dkmsInstall()
+			built, installed := r.modules(suffix)
+			mok := r.mokCert()
+			r.assertSignedBy(built, mok, mokCN)
+			r.assertSignedBy(installed, mok, mokCN)
+			if _, err := sign.VerifyFile(built, []*x509.Certificate{r.cert}); !errors.Is(err, sign.ErrUnknownKey) {
+				t.Errorf("without the hook: verify against the test key = %v, want ErrUnknownKey", err)
+			}
+			r.dkmsRemove()
+
+			// With the hook.
+			out, hooked := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
+			t.Logf("dkms build (%s): %v without the hook, %v with it", name, plain.Round(time.Millisecond), hooked.Round(time.Millisecond))
+			if !strings.Contains(out, "dkms-sign-hook: info: signed file="+built) {
+				t.Errorf("dkms build output does not show the hook signing %s:\n%s", built, out)
+			}
+			r.assertSignedBy(built, r.cert, testCN)
+			r.assertSignedBy(installed, r.cert, testCN)
+			r.assertNoStray(suffix)
+			r.assertPostBuildRan()
+			r.assertLogged(built)
+			r.assertStatus(built, installed)
+			r.dkmsRemove()
+
+			// Disabled again: DKMS's own signature only.
+			r.tool("disable", "--override", r.override, pkg)
+			r.dkmsInstall()
+			r.assertSignedBy(built, r.mokCert(), mokCN)
+			r.assertSignedBy(installed, r.mokCert(), mokCN)
+			r.assertPostBuildRan()
+			r.dkmsRemove()
+		})
+	}
+}
+
+// TestFrameworkRoute: enable --framework writes the framework.conf.d drop-in;
+// DKMS signs with sign_file = the binary's sign-file name.
+func TestFrameworkRoute(t *testing.T) {
+	r := newRig(t)
+	for _, suffix := range []string{"", ".xz"} {
+		name := "plain"
+		if suffix != "" {
+			name = "xz"
+			r.compress = true
+		}
+		t.Run(name, func(t *testing.T) {
+			r.t = t
+			r.tool("enable", "--framework", "--sign-file", r.signFile)
+			out, took := r.dkmsInstall()
+			t.Logf("dkms build (%s, framework route): %v", name, took.Round(time.Millisecond))
+			if !strings.Contains(out, "Sign command: "+r.signFile) {
+				t.Errorf("DKMS did not use our sign-file:\n%s", out)
+			}
+			built, installed := r.modules(suffix)
+			r.assertSignedBy(built, r.cert, testCN)
+			r.assertSignedBy(installed, r.cert, testCN)
+			r.assertNoStray(suffix)
+			r.assertPostBuildRan()
+			r.dkmsRemove()
+			r.tool("disable", "--framework")
+			if _, err := os.Lstat(dropIn()); err == nil {
+				t.Errorf("%s still exists after disable --framework", dropIn())
+			}
+		})
+	}
+}
+
+// TestKeyAbsent: the key on removable media is not plugged in. The build
+// succeeds, the output says loudly which module is not signed and how to
+// sign it later; `sign --dkms` does so once the key is back.
+func TestKeyAbsent(t *testing.T) {
+	r := newRig(t)
+	r.writeConf(filepath.Join(r.dir, "media", "signing_key.pem"), "warn")
+	out, _ := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
+	built, installed := r.modules("")
+	for _, want := range []string{
+		"dkms-sign-hook: warning: *** signing key " + filepath.Join(r.dir, "media", "signing_key.pem") + " not found: modules of dshtest/1.0 for kernel " + r.kver + " are NOT signed with your key",
+		"dkms-sign-hook: warning: not signed file=" + built,
+		"dkms-sign-hook: warning: to sign them once the key is available: dkms-sign-hook sign --dkms --kernel " + r.kver,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dkms build output lacks %q:\n%s", want, out)
+		}
+	}
+	r.assertSignedBy(installed, r.mokCert(), mokCN)
+	r.assertPostBuildRan()
+
+	// The key is back: sign everything now.
+	r.writeConf(r.key, "warn")
+	out = r.tool("sign", "--dkms", "--kernel", r.kver)
+	t.Logf("sign --dkms:\n%s", out)
+	r.assertSignedBy(built, r.cert, testCN)
+	r.assertSignedBy(installed, r.cert, testCN)
+}
+
+// assertStatus checks `status --json` reports the package enabled and both
+// module copies as ours.
+func (r *rig) assertStatus(built, installed string) {
+	r.t.Helper()
+	st := r.status()
+	enabled := false
+	for _, p := range st["packages"].([]any) {
+		p := p.(map[string]any)
+		if p["package"] == pkg && p["enabled"] == "override" {
+			enabled = true
+		}
+	}
+	if !enabled {
+		r.t.Errorf("status does not report %s enabled by its override: %v", pkg, st["packages"])
+	}
+	want := map[string]string{built: "built", installed: "installed"}
+	for _, b := range st["builds"].([]any) {
+		b := b.(map[string]any)
+		if b["package"] != pkg || b["kernel"] != r.kver {
+			continue
+		}
+		for _, m := range b["modules"].([]any) {
+			m := m.(map[string]any)
+			f := fmt.Sprint(m["file"])
+			if where, ok := want[f]; ok && m["where"] == where && m["state"] == "ours" && m["signer"] == testCN && m["signatures"] == 1.0 {
+				delete(want, f)
+			}
+		}
+	}
+	if len(want) > 0 {
+		r.t.Errorf("status does not report as ours: %v\n%v", want, st["builds"])
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
+	}
+	// os.CopyFS does not keep the executable bit: restore the package's POST_BUILD's.
+	if err := os.Chmod(filepath.Join(to, "postbuild.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
@@ -52,11 +53,13 @@ func signingHint(err error) string {
 	case errors.Is(err, sign.ErrNotModule):
 		return "give a kernel module: a .ko file, or .ko.xz, .ko.zst, .ko.gz"
 	case errors.Is(err, sign.ErrMalformed):
-		return "the appended signature is damaged; `dkms-sign-hook strip FILE` removes it, then sign again"
+		return "the signature appended to the module is damaged; rebuild or reinstall the module, then sign it again"
 	case errors.Is(err, modfile.ErrTooLarge):
 		return "the file decompresses to more than any real module; it may be a decompression bomb"
 	case errors.Is(err, fs.ErrNotExist):
 		return "check the path"
+	case errors.Is(err, syscall.EROFS):
+		return "the file system is read-only: remount it read-write, or sign a copy elsewhere"
 	case errors.Is(err, fs.ErrPermission):
 		return "run as root, or make the file and its directory writable"
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testmod"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -15,14 +20,22 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
+	// A real module, as Debian ships it (signed by Debian's key), is put in
+	// every script's $WORK as real.ko.
+	real, err := testmod.TryReal("vfat.ko")
+	testenv.Require(t, err == nil, fmt.Sprintf("a real module from Debian's linux-image package (%v)", err))
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
 			// Real components the scripts may call.
-			e.Setenv("SIGN_FILE", "/usr/lib/linux-kbuild-6.1/scripts/sign-file")
+			e.Setenv("SIGN_FILE", testenv.SignFile)
 			e.Setenv("CI", os.Getenv("CI"))
-			return nil
+			data, err := os.ReadFile(real)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(e.WorkDir, "real.ko"), data, 0o644)
 		},
 	})
 }

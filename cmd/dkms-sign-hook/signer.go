@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,13 +21,16 @@ type signerSpec struct {
 // they belong together, before any module is touched. The returned close
 // releases a token session.
 func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
-	h, err := parseHashFlag(e, s.hash)
+	h, err := sign.ParseHash(s.hash)
 	if err != nil {
 		return nil, nil, err
 	}
+	if sign.IsWeakHash(h) {
+		fmt.Fprintf(e.stderr, "dkms-sign-hook: warning: %s is a weak hash; prefer sha256 or stronger\n", s.hash)
+	}
 	cert, err := keys.LoadCertificate(s.cert)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certificate %s: %w", s.cert, err)
+		return nil, nil, nameIn(s.cert, "certificate", err)
 	}
 	key, err := keys.Open(s.key, keys.Options{
 		Getenv:       e.getenv,
@@ -37,7 +39,7 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 		Prompt:       true,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("key %s: %w", redactURI(s.key), err)
+		return nil, nil, nameIn(redactURI(s.key), "key", err)
 	}
 	signer, err := sign.NewSigner(key, cert, sign.Options{Hash: h, KeyID: s.keyID})
 	if err != nil {
@@ -51,17 +53,12 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 	return signer, func() { key.Close() }, nil
 }
 
-// parseHashFlag accepts the names sign-file accepts; SHA-1 and SHA-224 only
-// with a warning, since new signatures should not use them.
-func parseHashFlag(e *env, name string) (crypto.Hash, error) {
-	h, err := sign.ParseHash(name)
-	if err != nil {
-		return 0, usagef("%v", err)
+// nameIn prefixes err with what and name unless err already names it.
+func nameIn(name, what string, err error) error {
+	if strings.Contains(err.Error(), name) {
+		return err
 	}
-	if sign.IsWeakHash(h) {
-		fmt.Fprintf(e.stderr, "dkms-sign-hook: warning: %s is a weak hash; prefer sha256 or stronger\n", name)
-	}
-	return h, nil
+	return fmt.Errorf("%s %s: %w", what, name, err)
 }
 
 // redactURI drops a pkcs11: URI's query (it may hold pin-value) for messages.

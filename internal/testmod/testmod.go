@@ -61,6 +61,16 @@ func RealNamed(t testing.TB, name string) string {
 	return filepath.Join(realDir(t), name)
 }
 
+// TryReal returns the path of one cached real module, or "" and the reason
+// it is not available, for callers that decide themselves what to do.
+func TryReal(name string) (string, error) {
+	realOnce.Do(func() { realOnce.dir, realOnce.err = extractReal() })
+	if realOnce.err != nil {
+		return "", realOnce.err
+	}
+	return filepath.Join(realOnce.dir, name), nil
+}
+
 func realDir(t testing.TB) string {
 	t.Helper()
 	realOnce.Do(func() { realOnce.dir, realOnce.err = extractReal() })

@@ -1,6 +1,7 @@
 package modfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +18,7 @@ func Replace(path string, write func(w io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, st, write)
+	return writeAtomic(path, st, 0, write)
 }
 
 // Create writes path atomically as Replace does; a new file gets mode perm,
@@ -30,18 +31,20 @@ func Create(path string, perm os.FileMode, write func(w io.Writer) error) error 
 	if err != nil {
 		st = nil
 	}
-	return writeAtomicMode(path, st, perm, write)
+	return writeAtomic(path, st, perm, write)
 }
 
-func writeAtomic(path string, st os.FileInfo, write func(io.Writer) error) error {
-	return writeAtomicMode(path, st, 0, write)
-}
-
-func writeAtomicMode(path string, st os.FileInfo, perm os.FileMode, write func(io.Writer) error) (err error) {
+// writeAtomic writes path through a temporary file; st, when not nil, gives
+// the mode and owner to keep, else the file gets perm.
+func writeAtomic(path string, st os.FileInfo, perm os.FileMode, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("create temporary file in %s: %w", dir, err)
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name says nothing to the user
+		}
+		return fmt.Errorf("cannot create a file in %s: %w", dir, err)
 	}
 	defer func() {
 		if err != nil {

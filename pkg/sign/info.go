@@ -62,7 +62,7 @@ type SignatureInfo struct {
 func InspectFile(path string) (*Info, error) {
 	m, err := openModule(path, modfile.DefaultLimit)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	defer m.Close()
 	return m.info(), nil
@@ -109,7 +109,7 @@ func describeSegment(seg Segment) SignatureInfo {
 func VerifyFile(path string, certs []*x509.Certificate) (*Info, error) {
 	m, err := openModule(path, modfile.DefaultLimit)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	defer m.Close()
 	info := m.info()
@@ -131,11 +131,16 @@ func VerifyFile(path string, certs []*x509.Certificate) (*Info, error) {
 
 // classify marks trailer errors as ErrMalformed.
 func classify(err error) error {
-	if errors.Is(err, errTrailer) {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	if errors.Is(err, errTrailer) && !errors.Is(err, ErrMalformed) {
+		return malformed{err}
 	}
 	return err
 }
+
+// malformed keeps an error's text and makes it match ErrMalformed too.
+type malformed struct{ error }
+
+func (m malformed) Unwrap() []error { return []error{m.error, ErrMalformed} }
 
 // StripFile removes every appended signature from the module at path, in
 // place and atomically, and returns how many it removed. The result is the
@@ -143,7 +148,7 @@ func classify(err error) error {
 func StripFile(path string) (int, error) {
 	m, err := openModule(path, modfile.DefaultLimit)
 	if err != nil {
-		return 0, classify(err)
+		return 0, err
 	}
 	defer m.Close()
 	if len(m.segs) == 0 {

@@ -30,7 +30,7 @@ type module struct {
 func openModule(path string, limit int64) (*module, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, errors.Unwrap(err))
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
@@ -51,13 +51,13 @@ func openModule(path string, limit int64) (*module, error) {
 	}
 	if m.segs, err = readSegments(m.content, m.size); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, classify(fmt.Errorf("%s: %w", path, err))
 	}
 	if err := checkELF(io.NewSectionReader(m.content, 0, m.unsignedLen())); err != nil {
 		defer m.Close()
 		if len(m.segs) > 0 && checkELF(io.NewSectionReader(m.content, 0, m.size)) == nil {
 			// The whole file is a module, but not what the trailer leaves of it.
-			return nil, fmt.Errorf("%s: %w: its signature length cuts into the module (%v)", path, errTrailer, err)
+			return nil, classify(fmt.Errorf("%s: %w: its signature length cuts into the module (%v)", path, errTrailer, err))
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -401,6 +401,13 @@ func TestHookRoute(t *testing.T) {
 			r.assertNoStray(suffix)
 			r.assertPostBuildRan()
 			r.assertLogged(built)
+			if suffix == ".xz" {
+				// DKMS compresses with plain `xz` (CRC64, refused by the kernel's
+				// own decompressor); the hook re-compresses with CRC32.
+				if got := xzCheck(t, installed); got != "CRC32" {
+					t.Errorf("%s: xz check %s, want CRC32 (in-kernel decompression refuses CRC64)", installed, got)
+				}
+			}
 			r.assertStatus(built, installed)
 			r.dkmsRemove()
 
@@ -438,6 +445,9 @@ func TestFrameworkRoute(t *testing.T) {
 			r.assertSignedBy(installed, r.cert, testCN)
 			r.assertNoStray(suffix)
 			r.assertPostBuildRan()
+			if suffix == ".xz" {
+				t.Logf("framework route: DKMS compressed %s with xz check %s", installed, xzCheck(t, installed))
+			}
 			r.dkmsRemove()
 			r.tool("disable", "--framework")
 			if _, err := os.Lstat(dropIn()); err == nil {
@@ -507,6 +517,22 @@ func (r *rig) assertStatus(built, installed string) {
 	if len(want) > 0 {
 		r.t.Errorf("status does not report as ours: %v\n%v", want, st["builds"])
 	}
+}
+
+// xzCheck returns the integrity check type of an .xz file ("CRC32", "CRC64").
+func xzCheck(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("xz", "--robot", "--list", path).Output()
+	if err != nil {
+		t.Fatalf("xz --list %s: %v", path, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Split(line, "\t"); len(f) > 6 && f[0] == "file" {
+			return f[6]
+		}
+	}
+	t.Fatalf("xz --list %s: no file line in %q", path, out)
+	return ""
 }
 
 func copyDir(t *testing.T, from, to string) {

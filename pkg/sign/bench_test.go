@@ -1,0 +1,79 @@
+package sign_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testmod"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+)
+
+// BenchmarkSignFile re-signs a real module in place (strip + sign + atomic
+// write), the unit of bulk re-signing. Compare with BenchmarkDebianSignFile.
+func BenchmarkSignFile(b *testing.B) {
+	for _, tc := range []struct{ key, hash, module string }{
+		{"rsa4096", "sha256", "dummy.ko"},
+		{"rsa4096", "sha512", "btrfs.ko"},
+		{"p384", "sha384", "dummy.ko"},
+		{"p384", "sha384", "btrfs.ko"},
+	} {
+		b.Run(tc.key+"/"+tc.hash+"/"+tc.module, func(b *testing.B) {
+			kp := testmod.Key(b, tc.key)
+			mod := testmod.Copy(b, testmod.RealNamed(b, tc.module), b.TempDir(), tc.module)
+			st, _ := os.Stat(mod)
+			b.SetBytes(st.Size())
+			signers := []*sign.Signer{newSigner(b, kp, tc.hash, sign.KeyIDIssuerSerial), newSigner(b, kp, tc.hash, sign.KeyIDSKID)}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// Alternate key id forms so every iteration really re-signs.
+				if _, err := signers[i%2].SignFile(mod); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSignFileCompressed re-signs a .ko.xz: decompress, sign, recompress.
+func BenchmarkSignFileCompressed(b *testing.B) {
+	kp := testmod.Key(b, "p384")
+	dir := b.TempDir()
+	mod := testmod.Copy(b, testmod.RealNamed(b, "fat.ko"), dir, "fat.ko")
+	testmod.Run(b, "xz", "--check=crc32", mod)
+	signers := []*sign.Signer{newSigner(b, kp, "sha384", sign.KeyIDIssuerSerial), newSigner(b, kp, "sha384", sign.KeyIDSKID)}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := signers[i%2].SignFile(mod + ".xz"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDebianSignFile is the reference: Debian's sign-file, one process
+// per module, as DKMS and the kernel's build run it.
+func BenchmarkDebianSignFile(b *testing.B) {
+	signFile := testenv.RequireSignFile(b)
+	for _, tc := range []struct{ key, hash, module string }{
+		{"rsa4096", "sha256", "dummy.ko"},
+		{"rsa4096", "sha512", "btrfs.ko"},
+		{"p384", "sha384", "dummy.ko"},
+	} {
+		b.Run(tc.key+"/"+tc.hash+"/"+tc.module, func(b *testing.B) {
+			kp := testmod.Key(b, tc.key)
+			dir := b.TempDir()
+			mod := testmod.Copy(b, testmod.RealNamed(b, tc.module), dir, tc.module)
+			if _, err := sign.StripFile(mod); err != nil {
+				b.Fatal(err)
+			}
+			st, _ := os.Stat(mod)
+			b.SetBytes(st.Size())
+			work := filepath.Join(dir, "work.ko")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				testmod.Run(b, signFile, tc.hash, kp.Key, kp.Cert, mod, work)
+			}
+		})
+	}
+}

@@ -79,6 +79,28 @@ func overrideState(r dkmsenv.Roots, pkg, override string) (state, target string)
 	return ovAdmin, ""
 }
 
+// shadowingOverrides lists the more specific override files DKMS sources
+// after /etc/dkms/<pkg>.conf (<pkg>-<version>[-<kernel>[-<arch>]].conf) that
+// set POST_BUILD without the hook: they would silently replace ours.
+func shadowingOverrides(r dkmsenv.Roots, pkg string) []string {
+	ents, err := os.ReadDir(r.EtcDKMS)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, pkg+"-") || !strings.HasSuffix(n, ".conf") {
+			continue
+		}
+		p := filepath.Join(r.EtcDKMS, n)
+		if fileHas(p, "POST_BUILD") && !fileHas(p, "dkms-sign-hook") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // frameworkState reports whether our framework.conf.d drop-in is present.
 func frameworkState(r dkmsenv.Roots) (ours, exists bool) {
 	p := dropInPath(r)

@@ -134,9 +134,10 @@ func (t *dkmsTarget) enable(e *env, pkg string) error {
 	case ovOurs:
 		if target != t.override {
 			fmt.Fprintf(e.stdout, "%s: already enabled (%s -> %s)\n", pkg, p, target)
-			return nil
+		} else {
+			fmt.Fprintf(e.stdout, "%s: already enabled\n", pkg)
 		}
-		fmt.Fprintf(e.stdout, "%s: already enabled\n", pkg)
+		t.warnShadowed(e, pkg)
 		return nil
 	case ovIncludes:
 		fmt.Fprintf(e.stdout, "%s: already enabled by %s (your file, which includes the hook)\n", pkg, p)
@@ -149,7 +150,16 @@ func (t *dkmsTarget) enable(e *env, pkg string) error {
 		return fmt.Errorf("%s: %w", pkg, err)
 	}
 	fmt.Fprintf(e.stdout, "%s: enabled (%s -> %s)\n", pkg, p, t.override)
+	t.warnShadowed(e, pkg)
 	return nil
+}
+
+// warnShadowed warns about more specific overrides that set POST_BUILD.
+func (t *dkmsTarget) warnShadowed(e *env, pkg string) {
+	for _, s := range shadowingOverrides(t.roots, pkg) {
+		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: %s sets POST_BUILD and is read after %s.conf, so the hook will not run for what it covers; add this line at its end: %s\n",
+			s, pkg, t.mergeLine())
+	}
 }
 
 // symlinkAtomic creates link -> target; symlink(2) itself refuses to replace

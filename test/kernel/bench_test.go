@@ -28,6 +28,7 @@ type bench struct {
 	signFile string // Debian's sign-file, the reference
 	finit    string // static finit_module helper for the initramfs
 	have     map[string]bool
+	kver     string // cached tree's kernel release, see kernelRelease
 }
 
 func newBench(t *testing.T, k *testKernel) *bench {

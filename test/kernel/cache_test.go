@@ -71,6 +71,7 @@ func requireTools(t *testing.T) {
 		{"xz", "xz-utils"},
 		{"zstd", "zstd"},
 		{"gzip", "gzip"},
+		{"dkms", "dkms"},
 	} {
 		testenv.LookPath(t, tool.name, tool.pkg)
 	}

@@ -229,6 +229,9 @@ func matrix() []row {
 		)
 	}
 
+	// Built by the real dkms against the cached tree (dkms_test.go).
+	rows = append(rows, dkmsRows()...)
+
 	// Plain xz uses CRC64, which in-kernel decompression refuses: the file's
 	// signature is fine, its container is not.
 	rows = append(rows, row{name: "xz/crc64/in-kernel", kernel: "xz", method: "finit-compressed",

@@ -40,3 +40,7 @@ install: build
 
 clean:
 	rm -f dkms-sign-hook
+
+# Set everything up and sign a real DKMS package's module (as root).
+demo:
+	./scripts/demo.sh

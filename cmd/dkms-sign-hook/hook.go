@@ -82,6 +82,9 @@ func runPackagePostBuild(e *env, log *logrus.Logger, cwd string, argv []string) 
 
 // signContext signs every module of one DKMS build.
 func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config, ctx *dkmsenv.Context) error {
+	if err := ctx.CheckModuleDir(); err != nil {
+		return err
+	}
 	files, skipped, err := dkmsenv.ModuleFiles(ctx.ModuleDir())
 	if err != nil {
 		return err

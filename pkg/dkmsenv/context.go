@@ -3,6 +3,7 @@ package dkmsenv
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -118,5 +119,26 @@ func (r Roots) findKernel(c *Context, getenv func(string) string) error {
 		arch = a
 	}
 	c.KernelVer, c.Arch, c.KernelFrom = rel, arch, "running kernel"
+	return nil
+}
+
+// CheckModuleDir makes sure every directory from the tree down to the module
+// directory (<module>/<version>/<kernelver>/<arch>/module) is a real
+// directory, not a symlink that could lead the signer out of the tree.
+func (c *Context) CheckModuleDir() error {
+	p := c.Tree
+	for _, part := range []string{c.Module, c.Version, c.KernelVer, c.Arch, "module"} {
+		p = filepath.Join(p, part)
+		st, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("module directory: %w", err)
+		}
+		if st.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symlink: refusing to follow it out of the DKMS tree", p)
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
+		}
+	}
 	return nil
 }

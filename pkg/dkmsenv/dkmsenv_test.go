@@ -315,3 +315,24 @@ func TestInstalledModule(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestCheckModuleDir(t *testing.T) {
+	tree := t.TempDir()
+	c := &Context{Tree: tree, Module: "foo", Version: "1.0", KernelVer: "k", Arch: "x86_64"}
+	if err := c.CheckModuleDir(); err == nil {
+		t.Error("missing dir accepted")
+	}
+	mkdir(t, c.ModuleDir())
+	if err := c.CheckModuleDir(); err != nil {
+		t.Fatal(err)
+	}
+	// <kernelver> as a symlink to a directory elsewhere is refused.
+	elsewhere := t.TempDir()
+	mkdir(t, filepath.Join(elsewhere, "x86_64", "module"))
+	c2 := &Context{Tree: tree, Module: "foo", Version: "1.0", KernelVer: "k2", Arch: "x86_64"}
+	os.Symlink(elsewhere, filepath.Join(tree, "foo", "1.0", "k2"))
+	err := c2.CheckModuleDir()
+	if err == nil || err.Error() != filepath.Join(tree, "foo/1.0/k2")+" is a symlink: refusing to follow it out of the DKMS tree" {
+		t.Errorf("symlinked kernel dir: %v", err)
+	}
+}

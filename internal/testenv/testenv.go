@@ -9,6 +9,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 )
 
@@ -58,4 +59,23 @@ func RequireSignFile(t testing.TB) string {
 	st, err := os.Stat(SignFile)
 	Require(t, err == nil && st.Mode()&0o111 != 0, "sign-file (apt-get install linux-kbuild-6.1)")
 	return SignFile
+}
+
+// LockDKMS serialises, across test processes, every test that runs the real
+// dkms: dkms reads machine-wide files (/etc/dkms/*.conf, framework.conf.d)
+// that another package's test may be changing at the same moment, and
+// `go test ./...` runs packages in parallel. The lock is released when t ends.
+func LockDKMS(t testing.TB) {
+	t.Helper()
+	const path = "/run/lock/dkms-sign-hook-tests.lock"
+	os.MkdirAll("/run/lock", 0o755)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }

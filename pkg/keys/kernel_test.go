@@ -126,7 +126,7 @@ func TestKernelTrustsLiveKeyring(t *testing.T) {
 	var outside *x509.Certificate
 	for i, c := range cases {
 		args := []string{"req", "-new", "-x509", "-nodes", "-newkey", "rsa:2048",
-			"-subj", c.subj, "-days", "1", "-keyout", c.name+".key", "-outform", "DER", "-out", c.name+".der"}
+			"-subj", c.subj, "-days", "1", "-keyout", c.name + ".key", "-outform", "DER", "-out", c.name + ".der"}
 		openssl(t, dir, append(args, c.extra...)...)
 		cert, err := LoadCertificate(filepath.Join(dir, c.name+".der"))
 		if err != nil {

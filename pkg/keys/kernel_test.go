@@ -204,7 +204,11 @@ func TestParseMokTestKey(t *testing.T) {
 		requireOpenSSL(t)
 		openssl(t, dir, "req", "-new", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
 			"-subj", "/CN=mok", "-days", "1", "-keyout", "k.pem", "-outform", "DER", "-out", "c.der")
-		state, msg, err := MokTestKey(filepath.Join(dir, "c.der"))
+		cert, err := LoadCertificate(filepath.Join(dir, "c.der"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, msg, err := MokTestKey(cert)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,6 +35,10 @@ type Options struct {
 	// no module-path attribute, e.g. /usr/lib/softhsm/libsofthsm2.so.
 	PKCS11Module string
 
+	// NoPINInURI refuses a pkcs11: URI carrying pin-value: set it when the
+	// URI comes from the command line, where every user can read it (ps).
+	NoPINInURI bool
+
 	// SkipPermissionCheck turns off the refusal of key and PIN files that
 	// group or others can read, or that root does not own. For tests only.
 	SkipPermissionCheck bool

@@ -200,6 +200,9 @@ func matchAttr(want, have string) bool {
 // terminal).
 func tokenPIN(u *PKCS11URI, o *Options, name string) ([]byte, string, error) {
 	if u.PinValue != "" {
+		if o.NoPINInURI {
+			return nil, "", errors.New("refusing pin-value in a URI on the command line (every user can read it with ps); use pin-source=/root-only/file")
+		}
 		return []byte(u.PinValue), "the URI's pin-value", nil
 	}
 	if u.PinSource != "" {

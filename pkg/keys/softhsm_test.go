@@ -264,6 +264,7 @@ func TestPKCS11Errors(t *testing.T) {
 		{"not a key", withModule("pkcs11:token=dkms-test", "pin-value="+hsmPIN), Options{Getenv: noEnv}, nil, "object="},
 		{"public key type", withModule("pkcs11:token=dkms-test;object=ec;type=public", "pin-value="+hsmPIN), Options{Getenv: noEnv}, nil, "type=public"},
 		{"bad URI", "pkcs11:token=a;token=b", Options{Getenv: noEnv}, nil, "given twice"},
+		{"pin-value refused", withModule(h.rsaURI, "pin-value="+hsmPIN), Options{Getenv: noEnv, NoPINInURI: true}, nil, "use pin-source"},
 	}
 	for _, c := range cases {
 		k, err := Open(c.uri, c.o)

@@ -1,0 +1,66 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+
+	"github.com/youmark/pkcs8"
+)
+
+// FuzzParsePEMKey: key parsing never panics, whatever the file holds, and
+// never puts the passphrase in an error.
+func FuzzParsePEMKey(f *testing.F) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	sec1, _ := x509.MarshalECPrivateKey(k)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}))
+	enc, _ := pkcs8.MarshalPrivateKey(k, []byte(goodPass), &pkcs8.Opts{Cipher: pkcs8.AES256CBC,
+		KDFOpts: pkcs8.PBKDF2Opts{SaltSize: 8, IterationCount: 2, HMACHash: crypto.SHA256}})
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: enc}))
+	//lint:ignore SA1019 legacy encrypted PEM is a supported input.
+	legacy, _ := x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", sec1, []byte(goodPass), x509.PEMCipherAES256) //nolint:staticcheck
+	f.Add(pem.EncodeToMemory(legacy))
+	f.Add([]byte("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o := &Options{Getenv: envWith(map[string]string{PinEnv: goodPass})}
+		_, err := parsePEMKey(data, "fuzz.pem", o)
+		if err != nil && strings.Contains(err.Error(), goodPass) {
+			t.Fatalf("error leaks the passphrase: %v", err)
+		}
+	})
+}
+
+func FuzzParseCertificate(f *testing.F) {
+	g, err := Generate(GenerateOptions{Type: "ecdsa", CommonName: "fuzz"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(g.CertDER)
+	f.Add(g.CertPEM())
+	f.Add([]byte{0x30, 0x82, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ParseCertificate(data)
+	})
+}
+
+func FuzzParseProcKeys(f *testing.F) {
+	f.Add("13b866d1 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: 5\n" +
+		"14ecebb2 I------     1 perm 1f030000     0     0 asymmetri dkms-sign-hook test: trusted RSA-4096: f621730ad71c00df95e52310fe8557f1b9b39a21: X509.rsa b9b39a21 []\n")
+	g, err := Generate(GenerateOptions{Type: "ecdsa", CommonName: "fuzz"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		old := readKeyring
+		defer func() { readKeyring = old }()
+		readKeyring = func(int32) ([]int32, error) { return []int32{1, 2, 3}, nil }
+		KernelTrusts(g.Cert, strings.NewReader(s))
+	})
+}

@@ -55,8 +55,8 @@ type rig struct {
 	srcTree  string // --sourcetree for dkms
 	// compress makes DKMS compress modules with xz (see makeCompressed).
 	compress bool
-	// kernelInstalled: modules.dep existed before the test (a real kernel).
-	kernelInstalled bool
+	// suffix is the compression DKMS used in the last build: "", ".xz", ...
+	suffix string
 }
 
 // headersKernel finds a kernel whose headers are installed (/lib/modules/*/build/.config).
@@ -110,7 +110,6 @@ func (r *rig) guardAndCleanup() {
 	for _, e := range ents {
 		before[e.Name()] = true
 	}
-	r.kernelInstalled = before["modules.dep"]
 	mokBefore := map[string]bool{}
 	for _, f := range []string{"mok.key", "mok.pub"} {
 		if _, err := os.Stat(filepath.Join(tree, f)); err == nil {
@@ -136,6 +135,7 @@ func (r *rig) guardAndCleanup() {
 		for _, s := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
 			os.Remove(filepath.Join(kdir, "updates", "dkms", pkg+s))
 		}
+		os.Remove(filepath.Join(kdir, "kernel", "dshdummy.ko.xz"))
 		if before["modules.dep"] {
 			exec.Command("depmod", r.kver).Run()
 		}
@@ -235,6 +235,7 @@ func (r *rig) dkmsInstall(afterAdd ...func()) (string, time.Duration) {
 	if r.compress {
 		r.makeCompressed()
 	}
+	r.suffix = r.dkmsSuffix()
 	start := time.Now()
 	out := r.run("dkms", "build", src, pkg+"/"+pkgVer, "-k", r.kver)
 	took := time.Since(start)
@@ -254,10 +255,10 @@ func (r *rig) moduleDir() string {
 
 func (r *rig) postbuildMarker() string { return filepath.Join(tree, pkg, pkgVer, "postbuild-ran") }
 
-// modules returns the built and the installed module file; suffix is "" or ".xz".
-func (r *rig) modules(suffix string) (built, installed string) {
-	return filepath.Join(r.moduleDir(), pkg+".ko"+suffix),
-		filepath.Join(modRoot, r.kver, "updates", "dkms", pkg+".ko"+suffix)
+// modules returns the built and the installed module file of the last build.
+func (r *rig) modules() (built, installed string) {
+	return filepath.Join(r.moduleDir(), pkg+".ko"+r.suffix),
+		filepath.Join(modRoot, r.kver, "updates", "dkms", pkg+".ko"+r.suffix)
 }
 
 // assertSignedBy checks a module carries exactly one signature, that it
@@ -286,8 +287,9 @@ func (r *rig) mokCert() *x509.Certificate {
 	return c
 }
 
-func (r *rig) assertNoStray(suffix string) {
+func (r *rig) assertNoStray() {
 	r.t.Helper()
+	suffix := r.suffix
 	if suffix == "" {
 		return
 	}
@@ -341,20 +343,44 @@ func (r *rig) assertLogged(built string) {
 
 // makeCompressed makes the headers' kernel look like one with xz-compressed
 // modules: DKMS 3.0.10 decides by grepping modules.dep for ".xz:". It is
-// redone before every build, as `dkms install` and `remove` run depmod.
+// redone before every build, as `dkms install` and `remove` run depmod. An
+// existing modules.dep (an installed kernel) is only appended to, and
+// depmod restores it at cleanup.
 func (r *rig) makeCompressed() {
 	kdir := filepath.Join(modRoot, r.kver)
-	if r.kernelInstalled {
-		r.t.Fatalf("%s/modules.dep existed before the test: this kernel is installed, not only its headers; not faking compression on it", kdir)
-	}
 	dummy := filepath.Join(kdir, "kernel", "dshdummy.ko.xz")
-	os.MkdirAll(filepath.Dir(dummy), 0o755)
-	if err := os.WriteFile(dummy, nil, 0o644); err != nil {
+	if _, err := os.Lstat(dummy); err != nil {
+		os.MkdirAll(filepath.Dir(dummy), 0o755)
+		if err := os.WriteFile(dummy, nil, 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	dep := filepath.Join(kdir, "modules.dep")
+	old, _ := os.ReadFile(dep)
+	if bytes.Contains(old, []byte("kernel/dshdummy.ko.xz:")) {
+		return
+	}
+	f, err := os.OpenFile(dep, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
 		r.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(kdir, "modules.dep"), []byte("kernel/dshdummy.ko.xz:\n"), 0o644); err != nil {
+	defer f.Close()
+	if _, err := f.WriteString("kernel/dshdummy.ko.xz:\n"); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// dkmsSuffix is the compression suffix DKMS 3.0.10 will use for the kernel:
+// the last of .gz, .xz, .zst that modules.dep mentions (its set_module_suffix).
+func (r *rig) dkmsSuffix() string {
+	dep, _ := os.ReadFile(filepath.Join(modRoot, r.kver, "modules.dep"))
+	suffix := ""
+	for _, s := range []string{".gz", ".xz", ".zst"} {
+		if bytes.Contains(dep, []byte(s+":")) {
+			suffix = s
+		}
+	}
+	return suffix
 }
 
 func (r *rig) status() map[string]any {
@@ -371,17 +397,17 @@ func (r *rig) status() map[string]any {
 // override; DKMS runs the hook as POST_BUILD.
 func TestHookRoute(t *testing.T) {
 	r := newRig(t)
-	for _, suffix := range []string{"", ".xz"} {
+	for _, compress := range []bool{false, true} {
 		name := "plain"
-		if suffix != "" {
+		if compress {
 			name = "xz"
-			r.compress = true
 		}
+		r.compress = compress
 		t.Run(name, func(t *testing.T) {
 			r.t = t
 			// Without the hook: DKMS's own signature only (the baseline).
 			_, plain := r.dkmsInstall()
-			built, installed := r.modules(suffix)
+			built, installed := r.modules()
 			mok := r.mokCert()
 			r.assertSignedBy(built, mok, mokCN)
 			r.assertSignedBy(installed, mok, mokCN)
@@ -398,10 +424,13 @@ func TestHookRoute(t *testing.T) {
 			}
 			r.assertSignedBy(built, r.cert, testCN)
 			r.assertSignedBy(installed, r.cert, testCN)
-			r.assertNoStray(suffix)
+			r.assertNoStray()
 			r.assertPostBuildRan()
 			r.assertLogged(built)
-			if suffix == ".xz" {
+			if r.suffix != ".xz" && r.compress {
+				t.Errorf("DKMS compressed with %q, want .xz", r.suffix)
+			}
+			if r.suffix == ".xz" {
 				// DKMS compresses with plain `xz` (CRC64, refused by the kernel's
 				// own decompressor); the hook re-compresses with CRC32.
 				if got := xzCheck(t, installed); got != "CRC32" {
@@ -426,12 +455,12 @@ func TestHookRoute(t *testing.T) {
 // DKMS signs with sign_file = the binary's sign-file name.
 func TestFrameworkRoute(t *testing.T) {
 	r := newRig(t)
-	for _, suffix := range []string{"", ".xz"} {
+	for _, compress := range []bool{false, true} {
 		name := "plain"
-		if suffix != "" {
+		if compress {
 			name = "xz"
-			r.compress = true
 		}
+		r.compress = compress
 		t.Run(name, func(t *testing.T) {
 			r.t = t
 			r.tool("enable", "--framework", "--sign-file", r.signFile)
@@ -440,12 +469,12 @@ func TestFrameworkRoute(t *testing.T) {
 			if !strings.Contains(out, "Sign command: "+r.signFile) {
 				t.Errorf("DKMS did not use our sign-file:\n%s", out)
 			}
-			built, installed := r.modules(suffix)
+			built, installed := r.modules()
 			r.assertSignedBy(built, r.cert, testCN)
 			r.assertSignedBy(installed, r.cert, testCN)
-			r.assertNoStray(suffix)
+			r.assertNoStray()
 			r.assertPostBuildRan()
-			if suffix == ".xz" {
+			if r.suffix == ".xz" {
 				t.Logf("framework route: DKMS compressed %s with xz check %s", installed, xzCheck(t, installed))
 			}
 			r.dkmsRemove()
@@ -464,7 +493,7 @@ func TestKeyAbsent(t *testing.T) {
 	r := newRig(t)
 	r.writeConf(filepath.Join(r.dir, "media", "signing_key.pem"), "warn")
 	out, _ := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
-	built, installed := r.modules("")
+	built, installed := r.modules()
 	for _, want := range []string{
 		"dkms-sign-hook: warning: *** signing key " + filepath.Join(r.dir, "media", "signing_key.pem") + " not found: modules of dshtest/1.0 for kernel " + r.kver + " are NOT signed with your key",
 		"dkms-sign-hook: warning: not signed file=" + built,

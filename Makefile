@@ -35,8 +35,34 @@ fuzz:
 deps:
 	./scripts/install-deps.sh
 
+# The paths the code expects (cmd/dkms-sign-hook/dkmsctx.go, contrib/dkms):
+# nothing is enabled and no key is installed; `dkms-sign-hook enable` does that.
+SYSCONFDIR ?= /etc
+DOCDIR     ?= $(PREFIX)/share/doc/dkms-sign-hook
 install: build
 	install -D -m 0755 dkms-sign-hook $(DESTDIR)$(PREFIX)/sbin/dkms-sign-hook
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/dkms-sign-hook
+	ln -sfn ../../sbin/dkms-sign-hook $(DESTDIR)$(PREFIX)/lib/dkms-sign-hook/sign-file
+	install -D -m 0644 contrib/dkms/dkms-override.conf $(DESTDIR)$(PREFIX)/share/dkms-sign-hook/dkms-override.conf
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/dkms-sign-hook
+	install -D -m 0644 contrib/dkms-sign-hook.conf $(DESTDIR)$(DOCDIR)/examples/dkms-sign-hook.conf
+	install -D -m 0644 contrib/dkms/framework.conf.d/dkms-sign-hook.conf $(DESTDIR)$(DOCDIR)/examples/framework.conf.d/dkms-sign-hook.conf
+	install -D -m 0644 contrib/dkms/README.md $(DESTDIR)$(DOCDIR)/README.dkms.md
+	$(if $(wildcard README.md),install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md)
+
+# The .deb, built by dpkg-buildpackage in a copy of the tree (tracked and
+# untracked-but-not-ignored files) under $(DIST)/build, so the checkout gets no
+# build debris; the .deb lands in $(DIST).
+DIST ?= dist
+.PHONY: deb
+deb:
+	rm -rf $(DIST)/build
+	mkdir -p $(DIST)/build/src
+	{ git ls-files -z --cached --others --exclude-standard 2>/dev/null || \
+	  find . -path ./.git -prune -o -path './$(DIST)' -prune -o ! -type d -print0; } | \
+	  tar --null --ignore-failed-read -cf - -T - | tar -xf - -C $(DIST)/build/src
+	cd $(DIST)/build/src && dpkg-buildpackage -b -us -uc
+	cp $(DIST)/build/*.deb $(DIST)/
 
 clean:
 	rm -f dkms-sign-hook

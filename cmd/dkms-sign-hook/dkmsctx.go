@@ -19,14 +19,18 @@ import (
 // directory: for tests on fake trees only.
 const rootEnv = "DKMS_SIGN_HOOK_ROOT"
 
-// Installed paths (make install, the .deb).
-const (
+// Installed paths (make install, the .deb); variables so that a build for
+// another prefix can set them with -ldflags "-X main.defaultOverride=...".
+var (
 	// defaultOverride is contrib/dkms/dkms-override.conf as installed; enable
 	// links /etc/dkms/<pkg>.conf to it.
 	defaultOverride = "/usr/share/dkms-sign-hook/dkms-override.conf"
 	// defaultSignFile is a symlink named sign-file to the binary, for DKMS's
 	// sign_file= (framework.conf.d route).
 	defaultSignFile = "/usr/lib/dkms-sign-hook/sign-file"
+)
+
+const (
 	// Markers in the files we write, so we never touch an admin's file.
 	overrideMarker  = "dkms-sign-hook-override"
 	frameworkMarker = "dkms-sign-hook-framework"

@@ -110,7 +110,7 @@ func runStatus(e *env, args []string) error {
 		rep.Certificate.Subject = cert.Subject.String()
 		rep.Certificate.KeyID = hex.EncodeToString(cert.SubjectKeyId)
 		rep.Certificate.Trusted = kernelTrusts(r, cert)
-		rep.Certificate.MOK = mokEnrolled(r, cfg.Certificate)
+		rep.Certificate.MOK = mokEnrolled(r, cert)
 	}
 	fwOurs, fwExists := frameworkState(r)
 	switch {
@@ -271,7 +271,7 @@ func kernelTrusts(r dkmsenv.Roots, cert *x509.Certificate) string {
 }
 
 // mokEnrolled asks mokutil --test-key, on the real system only.
-func mokEnrolled(r dkmsenv.Roots, certPath string) string {
+func mokEnrolled(r dkmsenv.Roots, cert *x509.Certificate) string {
 	if r.Proc != "/proc" {
 		return "unknown"
 	}
@@ -279,11 +279,17 @@ func mokEnrolled(r dkmsenv.Roots, certPath string) string {
 	if err != nil {
 		return "unknown"
 	}
-	der := certPath
-	if b, err := os.ReadFile(certPath); err == nil && !bytes.HasPrefix(b, []byte{0x30}) {
-		return "unknown" // mokutil wants DER
+	// mokutil wants DER: hand it the certificate as parsed.
+	tmp, err := os.CreateTemp("", "dkms-sign-hook-cert-*.der")
+	if err != nil {
+		return "unknown"
 	}
-	out, _ := exec.Command(mokutil, "--test-key", der).CombinedOutput()
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(cert.Raw)
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		return "unknown"
+	}
+	out, _ := exec.Command(mokutil, "--test-key", tmp.Name()).CombinedOutput()
 	s := string(out)
 	switch {
 	case strings.Contains(s, "is already enrolled"):

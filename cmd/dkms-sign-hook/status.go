@@ -223,7 +223,7 @@ func printStatus(e *env, rep *statusReport) {
 	fmt.Fprintf(w, "framework route (framework.conf.d): %s\n", rep.Framework)
 	c := rep.Certificate
 	if c.Error != "" {
-		fmt.Fprintf(w, "certificate: %s: %s (cannot tell our signatures from others)\n", c.Path, c.Error)
+		fmt.Fprintf(w, "certificate: %s (cannot tell our signatures from others)\n", strings.TrimPrefix(c.Error, "certificate: "))
 	} else {
 		fmt.Fprintf(w, "certificate: %s (%s, key id %s): trusted by the running kernel: %s; MOK: %s\n", c.Path, c.Subject, c.KeyID, c.Trusted, c.MOK)
 	}

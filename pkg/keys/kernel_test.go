@@ -33,27 +33,48 @@ func TestKernelKeyDescriptionOfRealKernel(t *testing.T) {
 	if len(all) != 9 {
 		t.Fatalf("parsed %d keys, want 9", len(all))
 	}
-	descs := map[string]bool{}
-	for _, k := range all {
-		descs[k.Description] = true
-	}
 	if all[1].Type != "keyring" || all[1].Description != ".builtin_trusted_keys: 5" || all[1].ID != 0x13b866d1 || all[1].Perm != 0x1f0b0000 || all[0].GID != 65534 {
 		t.Errorf("keyring line parsed as %+v", all[1])
 	}
-	for _, name := range []string{"rsa2048", "rsa4096", "p256", "p384"} {
+	checkDescriptions(t, dir, []string{"rsa2048", "rsa4096", "p256", "p384"}, []string{"attacker"})
+}
+
+// The same kernel rebuilt to trust two certificates made by keygen.
+func TestKernelKeyDescriptionOfKeygenCerts(t *testing.T) {
+	checkDescriptions(t, "testdata/kernel-6.12-keygen", []string{"keygen-rsa", "keygen-p384"}, []string{"attacker"})
+}
+
+// checkDescriptions: each of in is in dir/proc-keys.txt as KernelTrusts
+// expects it, and none of out is.
+func checkDescriptions(t *testing.T, dir string, in, out []string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "proc-keys.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := ParseProcKeys(strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append(append([]string{}, in...), out...) {
 		cert, err := LoadCertificate(filepath.Join(dir, name+".crt"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := KernelKeyDescription(cert)
 		found := false
-		for d := range descs {
-			if strings.HasPrefix(d, want+": X509.") {
+		for _, k := range all {
+			if k.Type == "asymmetri" && strings.HasPrefix(k.Description, want+": X509.") {
 				found = true
 			}
 		}
-		if !found {
-			t.Errorf("%s: no key described %q in the kernel's /proc/keys", name, want)
+		trusted := name != "attacker"
+		if found != trusted {
+			t.Errorf("%s: described %q in the kernel's /proc/keys: %v, want %v", name, want, found, trusted)
+		}
+		got, err := KernelTrusts(cert, strings.NewReader(string(data)))
+		if err != nil || got.Loaded != trusted {
+			t.Errorf("%s: KernelTrusts = %+v, %v", name, got, err)
 		}
 	}
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -192,10 +190,10 @@ func moduleState(path, where string, certs []*x509.Certificate, trusted string) 
 	switch {
 	case err == nil:
 		m.State = stOurs
-		switch trusted {
-		case "yes":
+		switch {
+		case trusted == "yes":
 			m.Verdict = "will load"
-		case "no":
+		case strings.HasPrefix(trusted, "no"):
 			m.Verdict = "will NOT load where signatures are enforced: the running kernel does not trust the certificate (enroll it: mokutil --import CERT)"
 		default:
 			m.Verdict = "will load if the kernel trusts the certificate"
@@ -254,20 +252,27 @@ func printStatus(e *env, rep *statusReport) {
 	}
 }
 
-// kernelTrusts looks for the certificate in the running kernel's keyrings:
-// /proc/keys describes an X.509 key as "<CN>: <subjectKeyIdentifier hex>".
+// kernelTrusts says whether the running kernel holds the certificate's key
+// in a keyring it checks module signatures against (<Proc>/keys, keyctl).
 func kernelTrusts(r dkmsenv.Roots, cert *x509.Certificate) string {
-	data, err := os.ReadFile(filepath.Join(r.Proc, "keys"))
-	if err != nil || len(cert.SubjectKeyId) == 0 {
+	f, err := os.Open(filepath.Join(r.Proc, "keys"))
+	if err != nil {
 		return "unknown"
 	}
-	id := []byte(": " + hex.EncodeToString(cert.SubjectKeyId))
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		if bytes.Contains(line, []byte(" asymmetri ")) && bytes.Contains(line, id) {
-			return "yes"
-		}
+	defer f.Close()
+	kt, err := keys.KernelTrusts(cert, f)
+	switch {
+	case err != nil:
+		return "unknown"
+	case kt.ForModules:
+		return "yes"
+	case !kt.Loaded:
+		return "no"
+	case !kt.KeyringsKnown:
+		return "loaded (keyring unknown: run as root)"
+	default:
+		return "no (only in " + strings.Join(kt.Keyrings, ", ") + ")"
 	}
-	return "no"
 }
 
 // mokEnrolled asks mokutil --test-key, on the real system only.
@@ -275,27 +280,9 @@ func mokEnrolled(r dkmsenv.Roots, cert *x509.Certificate) string {
 	if r.Proc != "/proc" {
 		return "unknown"
 	}
-	mokutil, err := exec.LookPath("mokutil")
+	st, _, err := keys.MokTestKey(cert)
 	if err != nil {
 		return "unknown"
 	}
-	// mokutil wants DER: hand it the certificate as parsed.
-	tmp, err := os.CreateTemp("", "dkms-sign-hook-cert-*.der")
-	if err != nil {
-		return "unknown"
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(cert.Raw)
-	if cerr := tmp.Close(); werr != nil || cerr != nil {
-		return "unknown"
-	}
-	out, _ := exec.Command(mokutil, "--test-key", tmp.Name()).CombinedOutput()
-	s := string(out)
-	switch {
-	case strings.Contains(s, "is already enrolled"):
-		return "enrolled"
-	case strings.Contains(s, "is not enrolled"):
-		return "not enrolled"
-	}
-	return "unknown"
+	return st.String()
 }

@@ -77,6 +77,9 @@ func newRig(t *testing.T) *rig {
 	}
 	testenv.RequireRoot(t)
 	testenv.LookPath(t, "dkms", "dkms")
+	// dkms reads machine-wide files this test changes (/etc/dkms/*.conf,
+	// framework.conf.d): one real-dkms test at a time, across packages.
+	testenv.LockDKMS(t)
 	testenv.LookPath(t, "modinfo", "kmod")
 	testenv.LookPath(t, "openssl", "openssl")
 	testenv.LookPath(t, "xz", "xz-utils")

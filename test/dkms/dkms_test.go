@@ -577,3 +577,32 @@ func copyDir(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeyMismatch: a certificate that does not belong to the key. The hook
+// refuses before touching a module and says so in DKMS's output; the module
+// keeps DKMS's own signature. (dkms 3.0.10 ignores POST_BUILD's exit status;
+// from 3.1.7 the build fails.)
+func TestKeyMismatch(t *testing.T) {
+	r := newRig(t)
+	other := filepath.Join(r.dir, "keys", "other.x509")
+	cmd := exec.Command("openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+		"-subj", "/CN=other", "-keyout", filepath.Join(r.dir, "keys", "other.pem"), "-outform", "DER", "-out", other)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	conf := fmt.Sprintf("[signing]\nkey = %s\ncertificate = %s\n[hook]\nlog = %s\n", r.key, other, r.log)
+	if err := os.WriteFile(r.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
+	want := "dkms-sign-hook hook: key " + r.key + " does not match certificate " + other
+	if !strings.Contains(out, want) {
+		t.Errorf("dkms build output lacks %q:\n%s", want, out)
+	}
+	_, installed := r.modules()
+	r.assertSignedBy(installed, r.mokCert(), mokCN)
+	r.assertPostBuildRan()
+	if _, err := os.Stat(r.log); err == nil {
+		t.Errorf("signing log %s written although nothing was signed", r.log)
+	}
+}

@@ -144,6 +144,7 @@ func dkmsRows() []row {
 				return b.dkmsBuild(stem, b.signFile, "dkms-mok", "")
 			},
 			want: keyRejected,
+			klog: logUnknownKey,
 		},
 		// The framework.conf.d route: DKMS's sign_file is our sign-file.
 		{

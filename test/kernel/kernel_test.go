@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -97,8 +98,15 @@ func TestKernel(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// DKMS_SIGN_HOOK_KERNEL_CONSOLE=DIR keeps each boot's serial console.
+	keep := os.Getenv("DKMS_SIGN_HOOK_KERNEL_CONSOLE")
 	for _, v := range variants {
 		if r := results[v]; r != nil {
+			if keep != "" {
+				if err := os.MkdirAll(keep, 0o755); err == nil {
+					err = os.WriteFile(filepath.Join(keep, "console-"+v+".log"), []byte(r.console), 0o644)
+				}
+			}
 			t.Logf("booted the %s kernel with %d modules in %s", v, len(byKernel[v]), r.took.Round(100*time.Millisecond))
 			if r.err != nil {
 				t.Errorf("%v\nconsole:\n%s", r.err, tail(r.console, 80))
@@ -122,6 +130,9 @@ func TestKernel(t *testing.T) {
 			}
 			if (v.exit == 0) != (p.want == OK) {
 				t.Errorf("loader exit status %d, want success=%v\nconsole:\n%s", v.exit, p.want == OK, v.log)
+			}
+			if p.klog != "" && !strings.Contains(v.log, p.klog) {
+				t.Errorf("the kernel did not log %q\nconsole:\n%s", p.klog, v.log)
 			}
 			if v.exit == 0 && !strings.Contains(v.log, "dshtest: loaded") {
 				t.Errorf("loader succeeded but the module's init did not print\nconsole:\n%s", v.log)

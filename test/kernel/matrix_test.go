@@ -4,6 +4,12 @@ import "fmt"
 
 // Errors as strerror(3) prints them (and kmod's insmod after "could not
 // insert module X: ").
+// The kernel's reasons (kernel/module/signing.c), logged with the refusal.
+const (
+	logUnsigned   = "Loading of unsigned module is rejected"
+	logUnknownKey = "Loading of module with unavailable key is rejected"
+)
+
 const (
 	OK          = "OK"
 	keyRejected = "Key was rejected by service" // EKEYREJECTED
@@ -23,6 +29,7 @@ type row struct {
 	method  string // "finit" (default), "finit-compressed", "kmod-insmod"
 	prepare func(b *bench, stem string) (string, error)
 	want    string // OK, or the error text the kernel gives
+	klog    string // if set, a line the kernel must log while loading it
 	// verify is what `dkms-sign-hook verify` must say: "valid" or "invalid";
 	// "" means the same as the kernel (want == OK). "-" skips the comparison
 	// (the row checks a loader, not the file).
@@ -134,7 +141,7 @@ func matrix() []row {
 		return mod, b.sign(mod, "rsa4096", "sha512", false)
 	}
 	rows = append(rows,
-		row{name: "dkms-mok/only", prepare: dkmsSigned, want: keyRejected},
+		row{name: "dkms-mok/only", prepare: dkmsSigned, want: keyRejected, klog: logUnknownKey},
 		row{name: "dkms-mok/re-signed-by-sign", prepare: dkmsResigned, want: OK},
 	)
 
@@ -142,13 +149,14 @@ func matrix() []row {
 	good := signed(func(b *bench, mod string) error { return b.sign(mod, "rsa4096", "sha512", false) })
 	goodEC := signed(func(b *bench, mod string) error { return b.sign(mod, "p384", "sha384", false) })
 	rows = append(rows,
-		row{name: "refused/unsigned", prepare: unsigned, want: keyRejected},
+		row{name: "refused/unsigned", prepare: unsigned, want: keyRejected, klog: logUnsigned},
 		row{
 			name: "refused/untrusted-key",
 			prepare: signed(func(b *bench, mod string) error {
 				return b.sign(mod, "attacker", "sha512", false)
 			}),
 			want: keyRejected,
+			klog: logUnknownKey,
 		},
 		row{name: "refused/flipped-code-byte/rsa", prepare: then(good, flipCode), want: keyRejected},
 		row{name: "refused/flipped-code-byte/ecdsa", prepare: then(goodEC, flipCode), want: keyRejected},
@@ -165,6 +173,7 @@ func matrix() []row {
 				return b.debianSign(mod, "attacker", "sha512", false)
 			}),
 			want: keyRejected,
+			klog: logUnknownKey,
 		},
 		row{
 			name: "stacked-last-trusted",
@@ -196,17 +205,17 @@ func matrix() []row {
 		rows = append(rows,
 			// Each kernel variant enforces signatures on plain modules too.
 			row{name: c.kernel + "/plain/signed", kernel: c.kernel, prepare: good, want: OK},
-			row{name: c.kernel + "/plain/unsigned", kernel: c.kernel, prepare: unsigned, want: keyRejected},
+			row{name: c.kernel + "/plain/unsigned", kernel: c.kernel, prepare: unsigned, want: keyRejected, klog: logUnsigned},
 			row{name: c.kernel + "/signed-then-compressed/in-kernel", kernel: c.kernel,
 				method: "finit-compressed", prepare: signedThenCompressed, want: OK},
 			row{name: c.kernel + "/signed-then-compressed/kmod-insmod", kernel: c.kernel,
-				method: "kmod-insmod", prepare: signedThenCompressed, want: kmodWant(c.ext), verify: "-"},
+				method: "kmod-insmod", prepare: signedThenCompressed, want: kmodWant(c.ext), klog: kmodLog(c.ext), verify: "-"},
 			row{name: c.kernel + "/tool-signed-compressed/in-kernel", kernel: c.kernel,
 				method: "finit-compressed", prepare: toolSigned, want: OK},
 			row{name: c.kernel + "/tool-signed-compressed/kmod-insmod", kernel: c.kernel,
-				method: "kmod-insmod", prepare: toolSigned, want: kmodWant(c.ext), verify: "-"},
+				method: "kmod-insmod", prepare: toolSigned, want: kmodWant(c.ext), klog: kmodLog(c.ext), verify: "-"},
 			row{name: c.kernel + "/unsigned-compressed/in-kernel", kernel: c.kernel,
-				method: "finit-compressed", prepare: compressed(unsigned, c.ext), want: keyRejected},
+				method: "finit-compressed", prepare: compressed(unsigned, c.ext), want: keyRejected, klog: logUnsigned},
 			row{name: c.kernel + "/tampered-then-compressed/in-kernel", kernel: c.kernel,
 				method: "finit-compressed", prepare: compressed(then(good, flipCode), c.ext), want: keyRejected},
 		)
@@ -235,7 +244,7 @@ func matrix() []row {
 	// Plain xz uses CRC64, which in-kernel decompression refuses: the file's
 	// signature is fine, its container is not.
 	rows = append(rows, row{name: "xz/crc64/in-kernel", kernel: "xz", method: "finit-compressed",
-		prepare: compressed(good, "xz-crc64"), want: invalidArg, verify: "valid"})
+		prepare: compressed(good, "xz-crc64"), want: invalidArg, verify: "valid", klog: "decompression failed with status 6"})
 	return rows
 }
 
@@ -250,4 +259,12 @@ func kmodWant(ext string) string {
 		return keyRejected
 	}
 	return OK
+}
+
+// kmodLog is what the kernel logs for kmodWant's refusals.
+func kmodLog(ext string) string {
+	if ext == "gz" {
+		return logUnsigned
+	}
+	return ""
 }

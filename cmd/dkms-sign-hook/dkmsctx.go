@@ -12,6 +12,7 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -114,9 +115,20 @@ func frameworkState(r dkmsenv.Roots) (ours, exists bool) {
 	return fileHas(p, frameworkMarker), true
 }
 
-// loadConfig reads the configuration (--config, DKMS_SIGN_HOOK_CONFIG, default).
+// loadConfig reads the configuration (--config, DKMS_SIGN_HOOK_CONFIG,
+// default), refusing a file that others could have edited: it chooses the
+// key, and the log file root appends to.
 func loadConfig(e *env, flagPath string) (*config.Config, error) {
-	return config.Load(flagPath, e.getenv)
+	cfg, err := config.Load(flagPath, e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Path != "" {
+		if err := keys.CheckConfigFile(cfg.Path); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
 }
 
 // signerFromConfig opens the configured key and certificate for hash.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
@@ -50,9 +51,10 @@ func (l *signingLog) add(ctx *dkmsenv.Context, file string, res *sign.Result, s 
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o750); err != nil {
 		return fmt.Errorf("%s: %w", l.path, err)
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// O_NOFOLLOW: root never appends through a symlink planted at the log's name.
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
-		return err
+		return fmt.Errorf("signing log: %w", err)
 	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
 		f.Close()

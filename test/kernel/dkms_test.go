@@ -132,9 +132,9 @@ func dkmsRows() []row {
 		// then POST_BUILD runs the hook, which replaces that signature.
 		{
 			name: "dkms/own-signature-then-hook",
-			prepare: func(b *bench, stem string) (string, error) {
+			prepare: sigs(1, func(b *bench, stem string) (string, error) {
 				return b.dkmsBuild(stem, b.signFile, "dkms-mok", "p384")
-			},
+			}),
 			want: OK,
 		},
 		// The control: the same build without the hook does not load.

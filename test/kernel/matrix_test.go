@@ -1,6 +1,10 @@
 package kernel
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+	"os"
+)
 
 // Errors as strerror(3) prints them (and kmod's insmod after "could not
 // insert module X: ").
@@ -70,6 +74,25 @@ func compressed(prepare func(*bench, string) (string, error), format string) fun
 }
 
 func unsigned(b *bench, stem string) (string, error) { return b.fresh(stem) }
+
+// sigs wraps prepare, checking that the (uncompressed) module carries n
+// appended signatures: replacing a signature must not stack a second one.
+func sigs(n int, prepare func(*bench, string) (string, error)) func(*bench, string) (string, error) {
+	return func(b *bench, stem string) (string, error) {
+		mod, err := prepare(b, stem)
+		if err != nil {
+			return "", err
+		}
+		data, err := os.ReadFile(mod)
+		if err != nil {
+			return "", err
+		}
+		if got := bytes.Count(data, []byte(sigMagic)); got != n {
+			return "", fmt.Errorf("%s carries %d signatures, want %d", mod, got, n)
+		}
+		return mod, nil
+	}
+}
 
 // matrix is the whole table (issue 4).
 func matrix() []row {
@@ -142,7 +165,7 @@ func matrix() []row {
 	}
 	rows = append(rows,
 		row{name: "dkms-mok/only", prepare: dkmsSigned, want: keyRejected, klog: logUnknownKey},
-		row{name: "dkms-mok/re-signed-by-sign", prepare: dkmsResigned, want: OK},
+		row{name: "dkms-mok/re-signed-by-sign", prepare: sigs(1, dkmsResigned), want: OK},
 	)
 
 	// Refused.
@@ -166,23 +189,23 @@ func matrix() []row {
 		// Stacked signatures (Debian's sign-file appends): only the last counts.
 		row{
 			name: "refused/stacked-last-untrusted",
-			prepare: signed(func(b *bench, mod string) error {
+			prepare: sigs(2, signed(func(b *bench, mod string) error {
 				if err := b.debianSign(mod, "rsa4096", "sha512", false); err != nil {
 					return err
 				}
 				return b.debianSign(mod, "attacker", "sha512", false)
-			}),
+			})),
 			want: keyRejected,
 			klog: logUnknownKey,
 		},
 		row{
 			name: "stacked-last-trusted",
-			prepare: signed(func(b *bench, mod string) error {
+			prepare: sigs(2, signed(func(b *bench, mod string) error {
 				if err := b.debianSign(mod, "attacker", "sha512", false); err != nil {
 					return err
 				}
 				return b.debianSign(mod, "rsa4096", "sha512", false)
-			}),
+			})),
 			want: OK,
 		},
 	)
@@ -202,6 +225,27 @@ func matrix() []row {
 			}
 			return mod, b.sign(mod, "p384", "sha384", false)
 		}
+		// What DKMS does on a kernel with compressed modules: sign with its
+		// own key, compress, then the hook signs the compressed file in place.
+		dkmsFlow := func(b *bench, stem string) (string, error) {
+			mod, err := b.fresh(stem)
+			if err != nil {
+				return "", err
+			}
+			if err := b.debianSign(mod, "dkms-mok", "sha512", false); err != nil {
+				return "", err
+			}
+			if mod, err = compress(mod, c.ext); err != nil {
+				return "", err
+			}
+			return mod, b.sign(mod, "rsa2048", "sha256", true)
+		}
+		rows = append(rows,
+			row{name: c.kernel + "/dkms-signed-compressed-then-sign/in-kernel", kernel: c.kernel,
+				method: "finit-compressed", prepare: dkmsFlow, want: OK},
+			row{name: c.kernel + "/dkms-signed-compressed-then-sign/kmod-insmod", kernel: c.kernel,
+				method: "kmod-insmod", prepare: dkmsFlow, want: kmodWant(c.ext), klog: kmodLog(c.ext), verify: "-"},
+		)
 		rows = append(rows,
 			// Each kernel variant enforces signatures on plain modules too.
 			row{name: c.kernel + "/plain/signed", kernel: c.kernel, prepare: good, want: OK},

@@ -148,11 +148,13 @@ func checkContents(t *testing.T, env []string, deb string) {
 	}
 	for p, e := range got {
 		switch {
-		case strings.HasPrefix(p, "etc/") && p != "etc/" && p != "etc/dkms-sign-hook/":
-			t.Errorf("%s (%s): the package must install nothing in /etc but the empty key directory", p, e.mode)
 		case strings.HasPrefix(p, "etc/dkms-sign-hook/") && p != "etc/dkms-sign-hook/":
 			t.Errorf("%s: the package must never ship a key or a configuration", p)
-		case strings.HasSuffix(p, ".pem") || strings.HasSuffix(p, ".key") || strings.HasSuffix(p, ".x509") || strings.HasSuffix(p, ".der"):
+		case strings.HasPrefix(p, "etc/") && p != "etc/" && p != "etc/dkms-sign-hook/":
+			t.Errorf("%s (%s): the package must install nothing in /etc but the empty key directory", p, e.mode)
+		}
+		switch path.Ext(strings.TrimSuffix(p, "/")) {
+		case ".pem", ".key", ".x509", ".der", ".crt", ".p12":
 			t.Errorf("%s: looks like a key or certificate", p)
 		}
 		if e.mode[0] != 'l' && e.mode[0] != 'd' && e.mode[0] != '-' {

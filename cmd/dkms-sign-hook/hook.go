@@ -140,7 +140,7 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 		fields["hash_from"] = from
 		log.WithFields(fields).Info("signed")
 		if err := audit.add(ctx, f, res, signer); err != nil {
-			log.Errorf("signing log: %v", err)
+			log.Error(err.Error())
 			failed = append(failed, f)
 		}
 	}

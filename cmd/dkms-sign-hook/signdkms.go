@@ -124,7 +124,7 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 				fmt.Fprintf(e.stdout, "%s: signed (%s)\n", t, signer.Hash())
 				if err := audit.add(ctx, t, res, signer); err != nil {
 					failed++
-					fmt.Fprintf(e.stderr, "dkms-sign-hook sign: signing log: %v\n", err)
+					fmt.Fprintf(e.stderr, "dkms-sign-hook sign: %v\n", err)
 				}
 			}
 		}

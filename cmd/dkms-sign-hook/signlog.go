@@ -49,7 +49,7 @@ func (l *signingLog) add(ctx *dkmsenv.Context, file string, res *sign.Result, s 
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o750); err != nil {
-		return fmt.Errorf("%s: %w", l.path, err)
+		return fmt.Errorf("signing log: %w", err)
 	}
 	// O_NOFOLLOW: root never appends through a symlink planted at the log's name.
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
@@ -58,11 +58,14 @@ func (l *signingLog) add(ctx *dkmsenv.Context, file string, res *sign.Result, s 
 	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
 		f.Close()
-		return fmt.Errorf("%s: %w", l.path, err)
+		return fmt.Errorf("signing log %s: %w", l.path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("%s: %w", l.path, err)
+		return fmt.Errorf("signing log %s: %w", l.path, err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("signing log %s: %w", l.path, err)
+	}
+	return nil
 }

@@ -37,6 +37,8 @@ deps:
 
 # The paths the code expects (cmd/dkms-sign-hook/dkmsctx.go, contrib/dkms):
 # nothing is enabled and no key is installed; `dkms-sign-hook enable` does that.
+# Those paths are fixed under /usr, so keep PREFIX=/usr for a working system
+# (another PREFIX or DESTDIR only stages files).
 SYSCONFDIR ?= /etc
 DOCDIR     ?= $(PREFIX)/share/doc/dkms-sign-hook
 install: build

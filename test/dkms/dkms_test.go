@@ -440,7 +440,7 @@ func TestHookRoute(t *testing.T) {
 					t.Errorf("%s: xz check %s, want CRC32 (in-kernel decompression refuses CRC64)", installed, got)
 				}
 			}
-			r.assertStatus(built, installed)
+			r.assertStatus(built, installed, "override")
 			r.dkmsRemove()
 
 			// Disabled again: DKMS's own signature only.
@@ -477,6 +477,7 @@ func TestFrameworkRoute(t *testing.T) {
 			r.assertSignedBy(installed, r.cert, testCN)
 			r.assertNoStray()
 			r.assertPostBuildRan()
+			r.assertStatus(built, installed, "framework")
 			if r.suffix == ".xz" {
 				t.Logf("framework route: DKMS compressed %s with xz check %s", installed, xzCheck(t, installed))
 			}
@@ -517,20 +518,20 @@ func TestKeyAbsent(t *testing.T) {
 	r.assertSignedBy(installed, r.cert, testCN)
 }
 
-// assertStatus checks `status --json` reports the package enabled and both
-// module copies as ours.
-func (r *rig) assertStatus(built, installed string) {
+// assertStatus checks `status --json` reports the package enabled by route
+// ("override" or "framework") and both module copies as ours.
+func (r *rig) assertStatus(built, installed, route string) {
 	r.t.Helper()
 	st := r.status()
 	enabled := false
 	for _, p := range st["packages"].([]any) {
 		p := p.(map[string]any)
-		if p["package"] == pkg && p["enabled"] == "override" {
+		if p["package"] == pkg && p["enabled"] == route {
 			enabled = true
 		}
 	}
 	if !enabled {
-		r.t.Errorf("status does not report %s enabled by its override: %v", pkg, st["packages"])
+		r.t.Errorf("status does not report %s enabled by route %q: %v", pkg, route, st["packages"])
 	}
 	want := map[string]string{built: "built", installed: "installed"}
 	for _, b := range st["builds"].([]any) {

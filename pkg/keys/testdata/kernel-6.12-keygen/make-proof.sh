@@ -11,7 +11,7 @@ cat rsa/signing_key.x509 ec/signing_key.x509 >trusted.pem
 cp -a $cache/src src
 sed -i "s|^CONFIG_SYSTEM_TRUSTED_KEYS=.*|CONFIG_SYSTEM_TRUSTED_KEYS=\"$w/trusted.pem\"|" src/.config
 make -C src olddefconfig >/dev/null && make -C src -j"$(nproc)" bzImage >/dev/null
-printf '#include <linux/module.h>\nstatic int __init h(void) { return 0; }\nmodule_init(h);\nMODULE_LICENSE("GPL");\n' >mod/hello.c
+printf '#include <linux/module.h>\nstatic int __init h(void) { return 0; }\nstatic void __exit e(void) { }\nmodule_init(h);\nmodule_exit(e);\nMODULE_LICENSE("GPL");\n' >mod/hello.c
 echo 'obj-m := hello.o' >mod/Makefile
 make -C src M=$w/mod modules >/dev/null
 for v in rsa-sha256 rsa-sha512 rsa-skid ec-sha384 ec-sha512 untrusted tampered unsigned; do cp mod/hello.ko ir/m/$v.ko; done

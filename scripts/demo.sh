@@ -6,7 +6,7 @@
 # It installs dkms-sign-hook (make install), makes a key in
 # /etc/dkms-sign-hook unless one is there, enables the hook for the demo
 # package only, builds and installs it, and shows the result. Undo with:
-#   dkms remove dshtest/1.0 --all; dkms-sign-hook disable dshtest; rm -r /usr/src/dshtest-1.0
+#   dkms remove dshdemo/1.0 --all; dkms-sign-hook disable dshdemo; rm -r /usr/src/dshdemo-1.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (sudo $0)" >&2; exit 1; }
@@ -31,18 +31,18 @@ else
 fi
 
 kver=$(basename "$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -n 1)" | sed 's/^linux-headers-//')
-step "Building the demo DKMS package dshtest/1.0 for kernel $kver with the hook enabled"
-dkms remove dshtest/1.0 --all >/dev/null 2>&1 || true
-rm -rf /usr/src/dshtest-1.0
-cp -r test/dkms/testdata/dshtest /usr/src/dshtest-1.0
-dkms add dshtest/1.0
-$dsh enable dshtest
-dkms build dshtest/1.0 -k "$kver"
-dkms install dshtest/1.0 -k "$kver"
+step "Building the demo DKMS package dshdemo/1.0 for kernel $kver with the hook enabled"
+dkms remove dshdemo/1.0 --all >/dev/null 2>&1 || true
+rm -rf /usr/src/dshdemo-1.0
+cp -r contrib/demo/dshdemo /usr/src/dshdemo-1.0
+dkms add dshdemo/1.0
+$dsh enable dshdemo
+dkms build dshdemo/1.0 -k "$kver"
+dkms install dshdemo/1.0 -k "$kver"
 
 step "What dkms-sign-hook says about it"
 $dsh status || true
-mod=$(ls /lib/modules/"$kver"/updates/dkms/dshtest.ko* | head -n 1)
+mod=$(ls /lib/modules/"$kver"/updates/dkms/dshdemo.ko* | head -n 1)
 $dsh verify --cert /etc/dkms-sign-hook/signing_key.x509 "$mod"
 $dsh info "$mod"
 step "kmod's modinfo agrees"
@@ -54,5 +54,5 @@ Done: $mod is signed with your key.
 Next: enrol the certificate so the kernel trusts it:
   mokutil --import /etc/dkms-sign-hook/signing_key.der   # then reboot and confirm in MokManager
 Enable more packages with: dkms-sign-hook enable PKG...   (or --all)
-Undo the demo: dkms remove dshtest/1.0 --all; dkms-sign-hook disable dshtest; rm -r /usr/src/dshtest-1.0
+Undo the demo: dkms remove dshdemo/1.0 --all; dkms-sign-hook disable dshdemo; rm -r /usr/src/dshdemo-1.0
 MSG

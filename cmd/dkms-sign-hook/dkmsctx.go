@@ -151,9 +151,9 @@ func hashFor(r dkmsenv.Roots, cfg *config.Config, kver string) (hash, from strin
 }
 
 // keyAbsent reports whether err means the key or certificate is simply not
-// there (e.g. removable media not plugged in), as opposed to unusable.
+// there (removable media or a token not plugged in), as opposed to unusable.
 func keyAbsent(err error) bool {
-	return errors.Is(err, fs.ErrNotExist)
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, keys.ErrNoToken)
 }
 
 // quoteShell single-quotes s for a file DKMS sources with bash.

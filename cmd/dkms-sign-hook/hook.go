@@ -40,12 +40,13 @@ func runHook(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
+	// The package's own POST_BUILD runs whatever happens to the signing.
+	chainErr := runPackagePostBuild(e, log, cwd, fs.Args())
 	r := sysRoots(e)
 	ctx, err := r.Discover(cwd, e.getenv)
 	if err != nil {
 		return withHint(err, "DKMS runs the hook as POST_BUILD (see `dkms-sign-hook enable`); to sign built modules now, run `dkms-sign-hook sign --dkms`")
 	}
-	chainErr := runPackagePostBuild(e, log, cwd, fs.Args())
 	if cfgErr != nil {
 		warnUnsigned(log, ctx, nil, "the configuration is unusable")
 		return cfgErr

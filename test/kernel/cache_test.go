@@ -73,6 +73,7 @@ func requireTools(t *testing.T) {
 		{"zstd", "zstd"},
 		{"gzip", "gzip"},
 		{"dkms", "dkms"},
+		{"unshare", "util-linux"},
 	} {
 		testenv.LookPath(t, tool.name, tool.pkg)
 	}

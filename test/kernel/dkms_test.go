@@ -66,27 +66,41 @@ POST_BUILD="%s"
 		return "", err
 	}
 	common := []string{"-m", dkmsPackage, "-v", "1.0", "--sourcetree", filepath.Dir(src), "--dkmstree", tree}
-	env := os.Environ()
+
+	// DKMS reads /etc/dkms/framework.conf{,.d/*} and /etc/dkms/<pkg>.conf,
+	// which other tests on this machine may be changing: run it in a private
+	// mount namespace with an /etc/dkms of its own. Its sign_file= etc. are
+	// what Debian's dkms signs with (/var/lib/dkms/mok.key by default).
+	etc := filepath.Join(root, "etc-dkms")
+	if err := os.MkdirAll(filepath.Join(etc, "framework.conf.d"), 0o755); err != nil {
+		return "", err
+	}
+	framework := "sign_file=/nonexistent/sign-file\n" // nothing to sign with: DKMS skips signing
 	if dkmsSign != "" {
-		// dkms 3.0.x takes these from framework.conf, else from the
-		// environment; the signature hash from the tree's .config (sha512).
-		env = append(env, "sign_file="+signFile, "mok_signing_key="+b.k.Key(dkmsSign), "mok_certificate="+b.k.Cert(dkmsSign))
-	} else {
-		// Nothing to sign with: DKMS skips its own signing.
-		env = append(env, "sign_file=/nonexistent/sign-file")
+		framework = fmt.Sprintf("sign_file=%s\nmok_signing_key=%s\nmok_certificate=%s\n",
+			signFile, b.k.Key(dkmsSign), b.k.Cert(dkmsSign))
+	}
+	if err := os.WriteFile(filepath.Join(etc, "framework.conf"), nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(etc, "framework.conf.d", "test.conf"), []byte(framework), 0o644); err != nil {
+		return "", err
 	}
 	var log strings.Builder
 	for _, args := range [][]string{
 		append([]string{"add"}, common...),
 		append([]string{"build", "-k", kver, "--kernelsourcedir", b.k.Tree}, common...),
 	} {
-		c := exec.Command("dkms", args...)
-		c.Env = env
+		c := exec.Command("unshare", append([]string{"-m", "--propagation", "private",
+			"sh", "-c", `mount --bind "$0" /etc/dkms && exec dkms "$@"`, etc}, args...)...)
 		out, err := c.CombinedOutput()
 		log.Write(out)
 		if err != nil {
 			return "", fmt.Errorf("dkms %s: %v\n%s", args[0], err, log.String())
 		}
+	}
+	if dkmsSign != "" && !strings.Contains(log.String(), "Signing module") {
+		return "", fmt.Errorf("dkms did not sign the module with %s\n%s", signFile, log.String())
 	}
 	mods, _ := filepath.Glob(filepath.Join(tree, dkmsPackage, "1.0", kver, "*", "module", "dshtest.ko*"))
 	if len(mods) != 1 {

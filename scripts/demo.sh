@@ -14,6 +14,10 @@ export PATH=/usr/local/go/bin:$PATH
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# The tests that run the real dkms take this lock too: never run both at once.
+exec 9>/run/lock/dkms-sign-hook-tests.lock
+flock 9
+
 step "Installing Debian packages (dkms, kernel headers, sign-file, openssl, ...)"
 ./scripts/install-deps.sh >/dev/null
 

@@ -167,14 +167,3 @@ func plural(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
-
-func init() {
-	// Errors made with withHint carry their own hint.
-	hinters = append(hinters, func(err error) string {
-		var h *hinted
-		if errors.As(err, &h) {
-			return h.hint
-		}
-		return ""
-	})
-}

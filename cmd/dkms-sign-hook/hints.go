@@ -18,6 +18,11 @@ import (
 var hinters []func(error) string
 
 func hintFor(err error) string {
+	// An error made with withHint carries its own.
+	var h *hinted
+	if errors.As(err, &h) {
+		return h.hint
+	}
 	for _, h := range hinters {
 		if s := h(err); s != "" {
 			return s

@@ -37,6 +37,8 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 		PinFile:      s.pinFile,
 		PKCS11Module: s.pkcs11Module,
 		Prompt:       true,
+		// KEY comes from the command line, where ps shows it to everyone.
+		NoPINInURI: true,
 	})
 	if err != nil {
 		return nil, nil, nameIn(redactURI(s.key), "key", err)

@@ -99,6 +99,11 @@ func (b *bench) sign(mod, key, hash string, skid bool) error {
 	return cmd(b.tool, append(args, mod)...)
 }
 
+// signWith signs mod in place with `dkms-sign-hook sign` and explicit paths.
+func (b *bench) signWith(mod, key, cert, hash string) error {
+	return cmd(b.tool, "sign", "--key", key, "--cert", cert, "--hash", hash, mod)
+}
+
 // signFileCmd signs mod in place with `dkms-sign-hook sign-file`, the
 // drop-in for the kernel's scripts/sign-file.
 func (b *bench) signFileCmd(mod, key, hash string, skid bool) error {

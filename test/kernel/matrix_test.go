@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // Errors as strerror(3) prints them (and kmod's insmod after "could not
@@ -146,6 +147,38 @@ func matrix() []row {
 			name: "debian-sign-file/p384/sha384/skid",
 			prepare: signed(func(b *bench, mod string) error {
 				return b.debianSign(mod, "p384", "sha384", true)
+			}),
+			want: OK,
+		},
+	)
+
+	// The key the kernel build made itself (MODULE_SIG_ALL, trusted): one
+	// PEM file holding key and certificate, the certificate also as DER.
+	buildKey := func(b *bench) (key, cert string) {
+		return filepath.Join(b.k.Tree, "certs", "signing_key.pem"), filepath.Join(b.k.Tree, "certs", "signing_key.x509")
+	}
+	rows = append(rows,
+		row{
+			name: "kernel-build-key/sign/pem-key+der-cert",
+			prepare: signed(func(b *bench, mod string) error {
+				key, cert := buildKey(b)
+				return b.signWith(mod, key, cert, "sha512")
+			}),
+			want: OK,
+		},
+		row{
+			name: "kernel-build-key/sign/pem-key+cert-in-one-file",
+			prepare: signed(func(b *bench, mod string) error {
+				key, _ := buildKey(b)
+				return b.signWith(mod, key, key, "sha256")
+			}),
+			want: OK,
+		},
+		row{
+			name: "kernel-build-key/sign-file",
+			prepare: signed(func(b *bench, mod string) error {
+				key, cert := buildKey(b)
+				return cmd(b.tool, "sign-file", "sha512", key, cert, mod)
 			}),
 			want: OK,
 		},

@@ -110,10 +110,10 @@ func serialBytes(n *big.Int) []byte {
 	return n.Bytes()
 }
 
-func readAlgorithmIdentifierBytes(der []byte) (oid []int, params []byte, err error) {
+// readAlgorithmIdentifierBytes parses a whole DER AlgorithmIdentifier.
+func readAlgorithmIdentifierBytes(der []byte) (asn1.ObjectIdentifier, []byte, error) {
 	s := cryptobyte.String(der)
-	o, p, err := readAlgorithmIdentifier(&s)
-	return o, p, err
+	return readAlgorithmIdentifier(&s)
 }
 
 func containsOID(list []asn1.ObjectIdentifier, oid asn1.ObjectIdentifier) bool {

@@ -29,6 +29,11 @@ type bench struct {
 	finit    string // static finit_module helper for the initramfs
 	have     map[string]bool
 	kver     string // cached tree's kernel release, see kernelRelease
+	// kmodRoot is a root file system whose kmod the initramfs uses instead of
+	// the host's (DKMS_SIGN_HOOK_KMOD_ROOT, e.g. a debootstrap of sid);
+	// kmodVersion is that kmod's version (30 on Debian 12).
+	kmodRoot    string
+	kmodVersion int
 }
 
 func newBench(t *testing.T, k *testKernel) *bench {
@@ -52,6 +57,17 @@ func newBench(t *testing.T, k *testKernel) *bench {
 	run(t, "go", "build", "-o", b.tool, "../../cmd/dkms-sign-hook")
 	for _, c := range []string{"sign", "sign-file", "verify", "hook"} {
 		b.have[c] = exec.Command(b.tool, c, "-h").Run() == nil
+	}
+
+	// The kmod that the initramfs runs.
+	b.kmodRoot = os.Getenv("DKMS_SIGN_HOOK_KMOD_ROOT")
+	kv := exec.Command("kmod", "--version")
+	if b.kmodRoot != "" {
+		kv = exec.Command("chroot", b.kmodRoot, "kmod", "--version")
+	}
+	out, err := kv.Output()
+	if _, err2 := fmt.Sscanf(string(out), "kmod version %d", &b.kmodVersion); err != nil || err2 != nil {
+		t.Fatalf("kmod --version: %v %v: %q", err, err2, out)
 	}
 
 	// The finit_module helper.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -67,27 +68,64 @@ func (fs initramfs) addDynamic(name, src string) error {
 	if err != nil {
 		return fmt.Errorf("ldd %s: %w", src, err)
 	}
-	for _, l := range strings.Split(string(out), "\n") {
-		// "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or
-		// "/lib64/ld-linux-x86-64.so.2 (0x...)"
-		f := strings.Fields(l)
-		lib := ""
-		switch {
-		case len(f) >= 3 && f[1] == "=>":
-			lib = f[2]
-		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-			lib = f[0]
-		}
-		if lib == "" {
-			continue
-		}
+	for _, lib := range lddPaths(string(out)) {
 		if err := fs.copyFile(strings.TrimPrefix(lib, "/"), lib, 0o755); err != nil {
 			return err
 		}
-		// The dynamic loader is also looked up through /lib64 -> usr/lib64 on
-		// merged-/usr systems; the path ldd prints is the one the ELF names.
 	}
 	return nil
+}
+
+// addKmodFrom adds the kmod of another Debian root file system (for example a
+// debootstrap of sid, for a newer kmod): its binary, the shared libraries its
+// ldd lists (inside that root), and the compression libraries newer kmods
+// dlopen() instead of linking, all from that root.
+func (fs initramfs) addKmodFrom(root string) error {
+	if err := fs.copyFile("bin/kmod", filepath.Join(root, "usr/bin/kmod"), 0o755); err != nil {
+		return err
+	}
+	out, err := exec.Command("chroot", root, "ldd", "/usr/bin/kmod").Output()
+	if err != nil {
+		return fmt.Errorf("chroot %s ldd /usr/bin/kmod: %w", root, err)
+	}
+	libs := lddPaths(string(out))
+	for _, pat := range []string{"libzstd.so.1*", "liblzma.so.5*", "libz.so.1*", "libcrypto.so.3*"} {
+		m, _ := filepath.Glob(filepath.Join(root, "usr/lib/x86_64-linux-gnu", pat))
+		for _, p := range m {
+			libs = append(libs, "/usr/lib/x86_64-linux-gnu/"+filepath.Base(p))
+		}
+	}
+	for _, lib := range libs {
+		// Resolve symlinks inside the root (the loader's is absolute).
+		real, err := exec.Command("chroot", root, "readlink", "-f", lib).Output()
+		if err != nil {
+			return fmt.Errorf("chroot %s readlink -f %s: %w", root, lib, err)
+		}
+		src := filepath.Join(root, strings.TrimSpace(string(real)))
+		// Merged /usr: /lib -> usr/lib; store under both names the loader
+		// may use.
+		for _, name := range []string{lib, strings.TrimPrefix(lib, "/usr")} {
+			if err := fs.copyFile(strings.TrimPrefix(name, "/"), src, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lddPaths returns the library paths in ldd's output.
+func lddPaths(out string) []string {
+	var libs []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			libs = append(libs, f[2])
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			libs = append(libs, f[0])
+		}
+	}
+	return libs
 }
 
 // write writes the archive, gzip-compressed, to w.
@@ -138,7 +176,9 @@ func pad(b *bytes.Buffer, n int) {
 
 // writeInitramfs packs busybox, kmod, the finit helper, the modules and the
 // init script into dst.
-func writeInitramfs(dst, finit, initScript string, modules map[string]string) error {
+// kmodRoot, if set, is a root file system whose kmod is used instead of the
+// host's.
+func writeInitramfs(dst, finit, kmodRoot, initScript string, modules map[string]string) error {
 	fs := initramfs{}
 	fs.dir("proc")
 	fs.dir("sys")
@@ -150,7 +190,11 @@ func writeInitramfs(dst, finit, initScript string, modules map[string]string) er
 	for _, applet := range []string{"sh", "mount", "rmmod", "reboot", "echo", "cat", "uname", "sleep"} {
 		fs.add("bin/"+applet, cpioSymlink|0o777, []byte("busybox"))
 	}
-	if err := fs.addDynamic("bin/kmod", "/usr/bin/kmod"); err != nil {
+	if kmodRoot != "" {
+		if err := fs.addKmodFrom(kmodRoot); err != nil {
+			return err
+		}
+	} else if err := fs.addDynamic("bin/kmod", "/usr/bin/kmod"); err != nil {
 		return err
 	}
 	fs.add("bin/insmod", cpioSymlink|0o777, []byte("kmod"))

@@ -37,7 +37,10 @@ func TestKernel(t *testing.T) {
 		}
 	}
 
-	rows := matrix()
+	rows := matrix(b.kmodVersion)
+	if b.kmodRoot != "" {
+		t.Logf("kmod-insmod rows use kmod %d from %s", b.kmodVersion, b.kmodRoot)
+	}
 	type prepared struct {
 		row
 		id   int
@@ -83,7 +86,7 @@ func TestKernel(t *testing.T) {
 			continue
 		}
 		initrd := filepath.Join(b.dir, "initrd-"+v+".cpio.gz")
-		if err := writeInitramfs(initrd, b.finit, initScript(byKernel[v]), modules[v]); err != nil {
+		if err := writeInitramfs(initrd, b.finit, b.kmodRoot, initScript(byKernel[v]), modules[v]); err != nil {
 			t.Fatalf("initramfs for %s: %v", v, err)
 		}
 		wg.Add(1)

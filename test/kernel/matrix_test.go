@@ -95,8 +95,9 @@ func sigs(n int, prepare func(*bench, string) (string, error)) func(*bench, stri
 	}
 }
 
-// matrix is the whole table (issue 4).
-func matrix() []row {
+// matrix is the whole table (issue 4); kmod is the version of the kmod whose
+// insmod the kmod-insmod rows run.
+func matrix(kmod int) []row {
 	var rows []row
 
 	// Loads: each trusted key x each hash x both signer ids, through `sign`.
@@ -277,7 +278,7 @@ func matrix() []row {
 			row{name: c.kernel + "/dkms-signed-compressed-then-sign/in-kernel", kernel: c.kernel,
 				method: "finit-compressed", prepare: dkmsFlow, want: OK},
 			row{name: c.kernel + "/dkms-signed-compressed-then-sign/kmod-insmod", kernel: c.kernel,
-				method: "kmod-insmod", prepare: dkmsFlow, want: kmodWant(c.ext), klog: kmodLog(c.ext), verify: "-"},
+				method: "kmod-insmod", prepare: dkmsFlow, want: kmodWant(kmod, c.ext, c.kernel), klog: kmodLog(kmod, c.ext, c.kernel), verify: "-"},
 		)
 		rows = append(rows,
 			// Each kernel variant enforces signatures on plain modules too.
@@ -286,11 +287,11 @@ func matrix() []row {
 			row{name: c.kernel + "/signed-then-compressed/in-kernel", kernel: c.kernel,
 				method: "finit-compressed", prepare: signedThenCompressed, want: OK},
 			row{name: c.kernel + "/signed-then-compressed/kmod-insmod", kernel: c.kernel,
-				method: "kmod-insmod", prepare: signedThenCompressed, want: kmodWant(c.ext), klog: kmodLog(c.ext), verify: "-"},
+				method: "kmod-insmod", prepare: signedThenCompressed, want: kmodWant(kmod, c.ext, c.kernel), klog: kmodLog(kmod, c.ext, c.kernel), verify: "-"},
 			row{name: c.kernel + "/tool-signed-compressed/in-kernel", kernel: c.kernel,
 				method: "finit-compressed", prepare: toolSigned, want: OK},
 			row{name: c.kernel + "/tool-signed-compressed/kmod-insmod", kernel: c.kernel,
-				method: "kmod-insmod", prepare: toolSigned, want: kmodWant(c.ext), klog: kmodLog(c.ext), verify: "-"},
+				method: "kmod-insmod", prepare: toolSigned, want: kmodWant(kmod, c.ext, c.kernel), klog: kmodLog(kmod, c.ext, c.kernel), verify: "-"},
 			row{name: c.kernel + "/unsigned-compressed/in-kernel", kernel: c.kernel,
 				method: "finit-compressed", prepare: compressed(unsigned, c.ext), want: keyRejected, klog: logUnsigned},
 			row{name: c.kernel + "/tampered-then-compressed/in-kernel", kernel: c.kernel,
@@ -311,12 +312,25 @@ func matrix() []row {
 		}
 		rows = append(rows,
 			row{name: "zstd/" + z.name + "/in-kernel", kernel: "zstd", method: "finit-compressed", prepare: zst, want: OK},
-			row{name: "zstd/" + z.name + "/kmod-insmod", kernel: "zstd", method: "kmod-insmod", prepare: zst, want: OK, verify: "-"},
+			row{name: "zstd/" + z.name + "/kmod-insmod", kernel: "zstd", method: "kmod-insmod", prepare: zst, want: kmodWant(kmod, "zst", "zstd"), verify: "-"},
 		)
 	}
 
 	// Built by the real dkms against the cached tree (dkms_test.go).
 	rows = append(rows, dkmsRows()...)
+
+	// kmod's insmod with a format the booted kernel does not decompress
+	// itself (kmod 31+ then falls back to userspace decompression).
+	for _, x := range []struct{ ext, kernel string }{
+		{"zst", "xz"}, {"gz", "xz"}, {"xz", "gzip"}, {"zst", "gzip"}, {"gz", "zstd"}, {"xz", "zstd"},
+	} {
+		rows = append(rows, row{name: x.kernel + "/other-format-" + x.ext + "/kmod-insmod", kernel: x.kernel,
+			method: "kmod-insmod", prepare: compressed(good, x.ext), want: kmodWant(kmod, x.ext, x.kernel),
+			klog: kmodLog(kmod, x.ext, x.kernel), verify: "-"})
+	}
+	rows = append(rows, row{name: "xz/crc64/kmod-insmod", kernel: "xz", method: "kmod-insmod",
+		prepare: compressed(good, "xz-crc64"), want: kmodWant(kmod, "xz-crc64", "xz"),
+		klog: kmodLog(kmod, "xz-crc64", "xz"), verify: "-"})
 
 	// Plain xz uses CRC64, which in-kernel decompression refuses: the file's
 	// signature is fine, its container is not.
@@ -325,23 +339,47 @@ func matrix() []row {
 	return rows
 }
 
-// kmodWant is what Debian 12's kmod 30 insmod makes of a correctly signed
-// compressed module (README.md, "kmod findings"): it decompresses .ko.xz and
-// .ko.zst in userspace and loads them; it is built without zlib, so it hands
-// a .ko.gz to the kernel as is, and the kernel, asked to load an ELF file
-// that is not one, finds no signature ("Loading of unsigned module is
-// rejected").
-func kmodWant(ext string) string {
-	if ext == "gz" {
+// Errors kmod's insmod prints for what the kernel (or kmod) refused.
+const (
+	notImplemented = "Function not implemented" // ENOSYS: kmod cannot decompress
+	kmodInvalid    = "Invalid parameters"       // kmod's text for EINVAL
+)
+
+// kmodWant is what kmod's insmod makes of a correctly signed compressed
+// module (extension ext, or "xz-crc64") on the kernel variant booted
+// (README.md, "kmod findings").
+//
+// Debian 12's kmod 30 decompresses .ko.xz (CRC32 or CRC64) and .ko.zst in
+// userspace and loads them; it is built without zlib, so it hands a .ko.gz to
+// the kernel as is, and the kernel, asked to load an ELF file that is not
+// one, finds no signature ("Loading of unsigned module is rejected").
+//
+// kmod 31+ (observed: sid's kmod 34.2, also without zlib) passes the file to
+// the kernel with MODULE_INIT_COMPRESSED_FILE when the kernel decompresses
+// that format (/sys/module/compression), else decompresses in userspace: a
+// .ko.gz loads on a gzip kernel only (elsewhere ENOSYS), and a CRC64 .ko.xz
+// on an xz kernel fails in the kernel (EINVAL) with no userspace fallback.
+func kmodWant(kmod int, ext, kernel string) string {
+	switch {
+	case kmod <= 30 && ext == "gz":
 		return keyRejected
+	case kmod <= 30:
+		return OK
+	case ext == "gz" && kernel != "gzip":
+		return notImplemented
+	case ext == "xz-crc64" && kernel == "xz":
+		return kmodInvalid
 	}
 	return OK
 }
 
 // kmodLog is what the kernel logs for kmodWant's refusals.
-func kmodLog(ext string) string {
-	if ext == "gz" {
+func kmodLog(kmod int, ext, kernel string) string {
+	switch kmodWant(kmod, ext, kernel) {
+	case keyRejected:
 		return logUnsigned
+	case kmodInvalid:
+		return "decompression failed with status 6"
 	}
 	return ""
 }

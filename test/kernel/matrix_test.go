@@ -332,6 +332,17 @@ func matrix(kmod int) []row {
 		prepare: compressed(good, "xz-crc64"), want: kmodWant(kmod, "xz-crc64", "xz"),
 		klog: kmodLog(kmod, "xz-crc64", "xz"), verify: "-"})
 
+	// The tool, signing a plain-xz (CRC64) module in place, writes what the
+	// kernel can decompress.
+	rows = append(rows, row{name: "xz/crc64-input-signed-by-tool/in-kernel", kernel: "xz", method: "finit-compressed",
+		prepare: func(b *bench, stem string) (string, error) {
+			mod, err := compressed(unsigned, "xz-crc64")(b, stem)
+			if err != nil {
+				return "", err
+			}
+			return mod, b.sign(mod, "rsa4096", "sha512", false)
+		}, want: OK})
+
 	// Plain xz uses CRC64, which in-kernel decompression refuses: the file's
 	// signature is fine, its container is not.
 	rows = append(rows, row{name: "xz/crc64/in-kernel", kernel: "xz", method: "finit-compressed",

@@ -244,6 +244,48 @@ func matrix(kmod int) []row {
 		},
 	)
 
+	// `sign` on a module carrying two stacked signatures replaces both;
+	// `strip` gives back the exact unsigned module, which is refused.
+	stacked := signed(func(b *bench, mod string) error {
+		if err := b.debianSign(mod, "attacker", "sha512", false); err != nil {
+			return err
+		}
+		return b.debianSign(mod, "rsa2048", "sha256", false)
+	})
+	rows = append(rows,
+		row{
+			name: "stacked-then-sign",
+			prepare: sigs(1, func(b *bench, stem string) (string, error) {
+				mod, err := stacked(b, stem)
+				if err != nil {
+					return "", err
+				}
+				return mod, b.sign(mod, "p256", "sha256", false)
+			}),
+			want: OK,
+		},
+		row{
+			name: "refused/stripped",
+			prepare: func(b *bench, stem string) (string, error) {
+				mod, err := stacked(b, stem)
+				if err != nil {
+					return "", err
+				}
+				if err := cmd(b.tool, "strip", mod); err != nil {
+					return "", err
+				}
+				got, err1 := os.ReadFile(mod)
+				orig, err2 := os.ReadFile(b.unsigned)
+				if err1 != nil || err2 != nil || !bytes.Equal(got, orig) {
+					return "", fmt.Errorf("strip did not give back the unsigned module (%v, %v)", err1, err2)
+				}
+				return mod, nil
+			},
+			want: keyRejected,
+			klog: logUnsigned,
+		},
+	)
+
 	// Compressed modules, on the kernel that decompresses their format.
 	for _, c := range []struct{ ext, kernel string }{{"xz", "xz"}, {"zst", "zstd"}, {"gz", "gzip"}} {
 		// Sign, then compress with the system tool (what DKMS and kbuild do).

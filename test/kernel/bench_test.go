@@ -34,6 +34,9 @@ type bench struct {
 	// kmodVersion is that kmod's version (30 on Debian 12).
 	kmodRoot    string
 	kmodVersion int
+	// tokenEnv makes the SoftHSM2 test token visible (token_test.go).
+	tokenEnv []string
+	tokenErr error
 }
 
 func newBench(t *testing.T, k *testKernel) *bench {

@@ -74,6 +74,7 @@ func requireTools(t *testing.T) {
 		{"gzip", "gzip"},
 		{"dkms", "dkms"},
 		{"unshare", "util-linux"},
+		{"softhsm2-util", "softhsm2"},
 	} {
 		testenv.LookPath(t, tool.name, tool.pkg)
 	}
@@ -81,6 +82,8 @@ func requireTools(t *testing.T) {
 	testenv.Require(t, err == nil, SourceTarball+" (apt-get install linux-source-6.12)")
 	_, err = os.Stat(busybox)
 	testenv.Require(t, err == nil, busybox+" (apt-get install busybox-static)")
+	_, err = os.Stat(softHSMModule)
+	testenv.Require(t, err == nil, softHSMModule+" (apt-get install softhsm2)")
 	testenv.RequireSignFile(t)
 	// dkms build, even into a tree of its own, wants root.
 	testenv.RequireRoot(t)

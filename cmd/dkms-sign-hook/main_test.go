@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
@@ -27,6 +29,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Condition:           needCondition,
 		Setup: func(e *testscript.Env) error {
 			// Real components the scripts may call.
 			e.Setenv("SIGN_FILE", testenv.SignFile)
@@ -38,4 +41,20 @@ func TestScripts(t *testing.T) {
 			return os.WriteFile(filepath.Join(e.WorkDir, "real.ko"), data, 0o644)
 		},
 	})
+}
+
+// needCondition is [need:PROGRAM]: whether PROGRAM is installed. Under
+// CI=true a missing program is an error, so `[!need:cc] skip` never skips there.
+func needCondition(cond string) (bool, error) {
+	prog, ok := strings.CutPrefix(cond, "need:")
+	if !ok {
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
+	if _, err := exec.LookPath(prog); err == nil {
+		return true, nil
+	}
+	if testenv.InCI() {
+		return false, fmt.Errorf("CI=true but %s is missing", prog)
+	}
+	return false, nil
 }

@@ -30,6 +30,7 @@ func runSign(e *env, args []string) error {
 	var spec signerSpec
 	var skid bool
 	keyFlags(fs, &spec, &skid)
+	jobs := fs.Int("jobs", 0, "modules signed at once (default: one per CPU)")
 	dk := dkmsSignFlags(fs) // signdkms.go
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -52,14 +53,11 @@ func runSign(e *env, args []string) error {
 	}
 	defer closeKey()
 	var failed int
-	for _, path := range fs.Args() {
-		res, err := signer.SignFile(path)
-		if err != nil {
+	signer.SignFiles(fs.Args(), *jobs, func(path string, res *sign.Result, err error) {
+		switch {
+		case err != nil:
 			failed++
 			reportModuleError(e, c, path, err)
-			continue
-		}
-		switch {
 		case !res.Changed:
 			fmt.Fprintf(e.stdout, "%s: already signed by this key (%s), left untouched\n", path, signer.Hash())
 		case res.Replaced > 0:
@@ -67,7 +65,7 @@ func runSign(e *env, args []string) error {
 		default:
 			fmt.Fprintf(e.stdout, "%s: signed (%s)\n", path, signer.Hash())
 		}
-	}
+	})
 	if failed > 0 {
 		return errSilent
 	}

@@ -13,8 +13,13 @@ import (
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 )
 
-// trusted are the test keys compiled into the kernel (SYSTEM_TRUSTED_KEYS).
+// trusted are the openssl-made test keys compiled into the kernel
+// (SYSTEM_TRUSTED_KEYS).
 var trusted = []string{"rsa2048", "rsa4096", "p256", "p384"}
+
+// keygenTrusted are the keys `dkms-sign-hook keygen` made (defaults, and
+// --type ecdsa --curve P-384), also compiled into the kernel.
+var keygenTrusted = []string{"keygen-rsa4096", "keygen-p384"}
 
 // hashes are the digests the 6.12 kernel verifies module signatures with.
 var hashes = []string{"sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"}
@@ -39,9 +44,20 @@ type bench struct {
 	tokenErr error
 }
 
-func newBench(t *testing.T, k *testKernel) *bench {
+// buildTool builds dkms-sign-hook from ./cmd/dkms-sign-hook into a
+// temporary directory and returns its path.
+func buildTool(t *testing.T) string {
 	t.Helper()
-	b := &bench{k: k, dir: t.TempDir(), signFile: testenv.RequireSignFile(t), have: map[string]bool{}}
+	tool := filepath.Join(t.TempDir(), "dkms-sign-hook")
+	run(t, "go", "build", "-o", tool, "../../cmd/dkms-sign-hook")
+	return tool
+}
+
+// newBench builds the test module against the cached kernel tree and the
+// finit_module helper; tool is the built dkms-sign-hook.
+func newBench(t *testing.T, k *testKernel, tool string) *bench {
+	t.Helper()
+	b := &bench{k: k, dir: t.TempDir(), tool: tool, signFile: testenv.RequireSignFile(t), have: map[string]bool{}}
 	bin := t.TempDir()
 
 	// The test module, built against the cached tree.
@@ -55,9 +71,7 @@ func newBench(t *testing.T, k *testKernel) *bench {
 		t.Fatalf("dshtest.ko missing or already signed (%v)", err)
 	}
 
-	// Our tool.
-	b.tool = filepath.Join(bin, "dkms-sign-hook")
-	run(t, "go", "build", "-o", b.tool, "../../cmd/dkms-sign-hook")
+	// Our tool's commands.
 	for _, c := range []string{"sign", "sign-file", "verify", "hook"} {
 		b.have[c] = exec.Command(b.tool, c, "-h").Run() == nil
 	}

@@ -1,10 +1,15 @@
 #!/bin/sh
-# build-kernel.sh CACHE [SOURCE_TARBALL]
+# build-kernel.sh CACHE TOOL [SOURCE_TARBALL]
 #
 # Builds the test kernel for test/kernel into CACHE (outside the checkout) and
-# prints the directory holding the result on its last line of stdout:
+# prints the directory holding the result on its last line of stdout. TOOL is
+# a dkms-sign-hook binary (go build ./cmd/dkms-sign-hook): its `keygen` makes
+# two of the trusted keys.
 #
 #   CACHE/certs/                    test keys (0600) and certificates, made once
+#   CACHE/certs/keygen/{rsa4096,p384}/signing_key.{pem,x509,der}
+#                                   keys made once by `TOOL keygen`
+#   CACHE/certs/trusted.pem         the certificates compiled into the kernel
 #   CACHE/kernel-<key>/src          the configured, built tree (for M= builds, dkms)
 #   CACHE/kernel-<key>/bzImage-zstd kernels, one per in-kernel decompression format
 #   CACHE/kernel-<key>/bzImage-xz
@@ -15,8 +20,13 @@
 # trusted certificates, so a change to any of them builds a new kernel.
 # Concurrent runs serialise on CACHE/lock.
 set -eu
+if [ $# -lt 2 ]; then
+	echo "usage: build-kernel.sh CACHE TOOL [SOURCE_TARBALL]" >&2
+	exit 2
+fi
 cache=$1
-src=${2:-/usr/src/linux-source-6.12.tar.xz}
+tool=$2
+src=${3:-/usr/src/linux-source-6.12.tar.xz}
 here=$(cd "$(dirname "$0")" && pwd)
 fragment=$here/testdata/kernel.config
 jobs=${KERNEL_JOBS:-$(($(nproc) + 1))}
@@ -53,13 +63,37 @@ if [ ! -f "$certs/done" ]; then
 		openssl req -new -x509 -nodes -days 36500 -newkey rsa:2048 \
 			-subj "/CN=DKMS module signing key" -outform DER \
 			-keyout dkms-mok.key -out dkms-mok.pub 2>/dev/null
-		cat rsa2048.crt rsa4096.crt p256.crt p384.crt >trusted.pem
 		chmod 0600 ./*.key
-		chmod 0644 ./*.crt ./*.pub trusted.pem
+		chmod 0644 ./*.crt ./*.pub
 		touch done
 	)
 	rm -rf "$certs"
 	mv "$certs.tmp" "$certs"
+fi
+
+# --- keys made by the tool under test, `dkms-sign-hook keygen` (once) ----------
+# With its defaults (RSA-4096) and as ECDSA P-384: the kernel must trust what
+# keygen writes (issue 5). Its private keys are 0600 and owned by root.
+keygen=$certs/keygen
+if [ ! -f "$keygen/done" ]; then
+	rm -rf "$keygen.tmp"
+	mkdir -p "$keygen.tmp"
+	"$tool" keygen --out "$keygen.tmp/rsa4096" >/dev/null
+	"$tool" keygen --type ecdsa --curve P-384 --out "$keygen.tmp/p384" >/dev/null
+	touch "$keygen.tmp/done"
+	rm -rf "$keygen"
+	mv "$keygen.tmp" "$keygen"
+fi
+
+# --- the trusted certificates (CONFIG_SYSTEM_TRUSTED_KEYS) ---------------------
+# Rewritten only when its content changes, so the built tree stays up to date.
+cat "$certs/rsa2048.crt" "$certs/rsa4096.crt" "$certs/p256.crt" "$certs/p384.crt" \
+	"$keygen/rsa4096/signing_key.x509" "$keygen/p384/signing_key.x509" >"$certs/trusted.pem.tmp"
+if cmp -s "$certs/trusted.pem.tmp" "$certs/trusted.pem"; then
+	rm "$certs/trusted.pem.tmp"
+else
+	chmod 0644 "$certs/trusted.pem.tmp"
+	mv "$certs/trusted.pem.tmp" "$certs/trusted.pem"
 fi
 
 # --- cache key -----------------------------------------------------------------

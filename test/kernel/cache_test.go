@@ -38,15 +38,39 @@ func (k *testKernel) BzImage(variant string) string {
 }
 
 // Key and Cert return the paths of a test key and its certificate. The
-// trusted ones are rsa2048, rsa4096, p256 and p384; attacker is not trusted;
-// dkms-mok is made like Debian's dkms makes /var/lib/dkms/mok.key (DER cert
-// dkms-mok.pub) and is not trusted either.
-func (k *testKernel) Key(name string) string { return filepath.Join(k.Certs, name+".key") }
+// trusted ones are rsa2048, rsa4096, p256 and p384 (made by openssl) and
+// keygen-rsa4096 and keygen-p384 (made by `dkms-sign-hook keygen`, in its
+// own file layout); attacker is not trusted; dkms-mok is made like Debian's
+// dkms makes /var/lib/dkms/mok.key (DER cert dkms-mok.pub) and is not
+// trusted either.
+func (k *testKernel) Key(name string) string {
+	if dir, ok := k.keygenDir(name); ok {
+		return filepath.Join(dir, "signing_key.pem")
+	}
+	return filepath.Join(k.Certs, name+".key")
+}
 func (k *testKernel) Cert(name string) string {
+	if dir, ok := k.keygenDir(name); ok {
+		return filepath.Join(dir, "signing_key.x509") // PEM, as keygen names it
+	}
 	if name == "dkms-mok" {
 		return filepath.Join(k.Certs, "dkms-mok.pub")
 	}
 	return filepath.Join(k.Certs, name+".crt")
+}
+
+// CertDER returns the DER certificate keygen wrote next to a keygen key
+// (the form mokutil --import takes).
+func (k *testKernel) CertDER(name string) string {
+	dir, _ := k.keygenDir(name)
+	return filepath.Join(dir, "signing_key.der")
+}
+
+// keygenDir returns the directory `dkms-sign-hook keygen --out` made for a
+// keygen-<name> key (CACHE/certs/keygen/<name>).
+func (k *testKernel) keygenDir(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "keygen-")
+	return filepath.Join(k.Certs, "keygen", rest), ok
 }
 
 func cacheDir() string {
@@ -93,8 +117,9 @@ func requireTools(t *testing.T) {
 }
 
 // buildKernel returns the cached kernel, building it first when the cache is
-// cold (about 10 minutes on 2 cores for the three variants).
-func buildKernel(t *testing.T) *testKernel {
+// cold (3-9 minutes on 2 cores for the three variants). tool is the built
+// dkms-sign-hook, whose keygen makes two of the trusted keys on a cold cache.
+func buildKernel(t *testing.T, tool string) *testKernel {
 	t.Helper()
 	cache := cacheDir()
 	lock, err := os.OpenFile(filepath.Join(cache, "lock"), os.O_CREATE|os.O_WRONLY, 0o644)
@@ -111,7 +136,7 @@ func buildKernel(t *testing.T) *testKernel {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, script, cache, SourceTarball)
+	cmd := exec.CommandContext(ctx, script, cache, tool, SourceTarball)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

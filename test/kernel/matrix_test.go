@@ -361,6 +361,9 @@ func matrix(kmod int) []row {
 	// Keys on a PKCS#11 token (SoftHSM2; token_test.go).
 	rows = append(rows, tokenRows()...)
 
+	// Keys made by `dkms-sign-hook keygen` (keygen_test.go).
+	rows = append(rows, keygenRows()...)
+
 	// Built by the real dkms against the cached tree (dkms_test.go).
 	rows = append(rows, dkmsRows()...)
 

@@ -17,8 +17,14 @@ import (
 )
 
 // rootEnv moves /etc/dkms, /var/lib/dkms, /lib/modules and /proc below a
-// directory: for tests on fake trees only.
+// directory, for tests on fake trees, and only when testRoots is set.
 const rootEnv = "DKMS_SIGN_HOOK_ROOT"
+
+// testRoots is set by this package's TestMain only (the testscript commands
+// run in the test binary). The shipped binary never reads rootEnv, so nobody
+// can point it (as root) at another tree, override directory or kernel
+// config. A bool, so that not even -ldflags -X can turn it on.
+var testRoots bool
 
 // Installed paths (make install, the .deb); variables so that a build for
 // another prefix can set them with -ldflags "-X main.defaultOverride=...".
@@ -38,7 +44,13 @@ const (
 	dropInName      = "dkms-sign-hook.conf"
 )
 
-func sysRoots(e *env) dkmsenv.Roots { return dkmsenv.Under(e.getenv(rootEnv)) }
+// sysRoots are the system directories: the real ones, except in tests.
+func sysRoots(e *env) dkmsenv.Roots {
+	if !testRoots {
+		return dkmsenv.DefaultRoots()
+	}
+	return dkmsenv.Under(e.getenv(rootEnv))
+}
 
 func dropInPath(r dkmsenv.Roots) string {
 	return filepath.Join(r.EtcDKMS, "framework.conf.d", dropInName)

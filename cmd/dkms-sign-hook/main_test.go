@@ -15,6 +15,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testRoots = true // DKMS_SIGN_HOOK_ROOT moves the system directories (dkmsctx.go)
 	testscript.Main(m, map[string]func(){
 		"dkms-sign-hook": func() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) },
 		"sign-file":      func() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) },

@@ -128,19 +128,11 @@ func frameworkState(r dkmsenv.Roots) (ours, exists bool) {
 }
 
 // loadConfig reads the configuration (--config, DKMS_SIGN_HOOK_CONFIG,
-// default), refusing a file that others could have edited: it chooses the
-// key, and the log file root appends to.
+// default). config.Load refuses a file that others could have edited (the
+// file or a directory above it): it chooses the key, and the log file root
+// appends to.
 func loadConfig(e *env, flagPath string) (*config.Config, error) {
-	cfg, err := config.Load(flagPath, e.getenv)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Path != "" {
-		if err := keys.CheckConfigFile(cfg.Path); err != nil {
-			return nil, err
-		}
-	}
-	return cfg, nil
+	return config.Load(flagPath, e.getenv)
 }
 
 // signerFromConfig opens the configured key and certificate for hash.

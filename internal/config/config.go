@@ -25,6 +25,8 @@ import (
 
 	"gopkg.in/ini.v1"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/safefile"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -96,10 +98,18 @@ func Load(flagPath string, getenv func(string) string) (*Config, error) {
 	return c, err
 }
 
-// LoadFile reads and checks one configuration file.
+// LoadFile reads and checks one configuration file. Whoever can change it
+// chooses the key and the files root writes, so it is refused unless only
+// root (or, when not running as root, the user) can change the file and
+// every directory on its path; it is checked and read through the same
+// descriptor (internal/safefile).
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path)
 	if err != nil {
+		var pe *keys.PermissionError
+		if errors.As(err, &pe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return Parse(path, data)

@@ -117,3 +117,26 @@ func TestExampleConfigParses(t *testing.T) {
 		t.Errorf("contrib example differs from the defaults:\n got  %+v\n want %+v", *c, *Default())
 	}
 }
+
+// TestLoadRefusesWritablePath: a configuration others can change, or that
+// sits in a directory others can write (they could replace it), is refused.
+func TestLoadRefusesWritablePath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc")
+	os.Mkdir(dir, 0o755)
+	p := filepath.Join(dir, "c.conf")
+	os.WriteFile(p, []byte("[signing]\nkey = /k.pem\n"), 0o644)
+	if _, err := LoadFile(p); err != nil {
+		t.Fatalf("a safe file: %v", err)
+	}
+	os.Chmod(p, 0o666)
+	if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), p+": refusing to use it: mode 0666 lets group or others write it") {
+		t.Errorf("world-writable file: %v", err)
+	}
+	os.Chmod(p, 0o644)
+	os.Chmod(dir, 0o777)
+	_, err := Load(p, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), dir+": refusing to use it: directory mode 0777") {
+		t.Errorf("world-writable directory: %v", err)
+	}
+	os.Chmod(dir, 0o755)
+}

@@ -35,6 +35,12 @@ func TestScripts(t *testing.T) {
 			// Real components the scripts may call.
 			e.Setenv("SIGN_FILE", testenv.SignFile)
 			e.Setenv("CI", os.Getenv("CI"))
+			// Scripts never read the machine's own configuration.
+			empty := filepath.Join(e.WorkDir, ".no-config.conf")
+			if err := os.WriteFile(empty, nil, 0o644); err != nil {
+				return err
+			}
+			e.Setenv("DKMS_SIGN_HOOK_CONFIG", empty)
 			data, err := os.ReadFile(real)
 			if err != nil {
 				return err

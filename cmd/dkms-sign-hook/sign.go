@@ -47,6 +47,7 @@ func runSign(e *env, args []string) error {
 	if skid {
 		spec.keyID = sign.KeyIDSKID
 	}
+	spec.prompt = true
 	signer, closeKey, err := openSigner(e, spec)
 	if err != nil {
 		return err

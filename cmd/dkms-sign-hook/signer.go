@@ -15,6 +15,9 @@ type signerSpec struct {
 	keyID           sign.KeyID
 	pinFile         string
 	pkcs11Module    string
+	// prompt allows asking for a passphrase on the terminal: only for
+	// commands a person runs, never for what DKMS runs during an upgrade.
+	prompt bool
 }
 
 // openSigner loads the certificate, opens the key (file or token) and checks
@@ -36,7 +39,7 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 		Getenv:       e.getenv,
 		PinFile:      s.pinFile,
 		PKCS11Module: s.pkcs11Module,
-		Prompt:       true,
+		Prompt:       s.prompt,
 		// KEY comes from the command line, where ps shows it to everyone.
 		NoPINInURI: true,
 	})
@@ -71,6 +74,6 @@ func redactURI(ref string) string {
 	if u, err := keys.ParsePKCS11URI(ref); err == nil {
 		return u.String()
 	}
-	before, _, _ := strings.Cut(ref, "?")
-	return before
+	// Unparseable: any part of it may hold a PIN.
+	return "pkcs11: URI (unparseable)"
 }

@@ -25,17 +25,19 @@ type signFileArgs struct {
 	positional                        []string
 }
 
+// parseSignFileArgs reads sign-file's command line as glibc's getopt does:
+// options ("sdpk", combinable) may stand anywhere before "--".
 func parseSignFileArgs(args []string) (*signFileArgs, error) {
 	a := &signFileArgs{}
-	i := 0
-	for ; i < len(args); i++ {
+	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		if arg == "--" {
-			i++
+			a.positional = append(a.positional, args[i+1:]...)
 			break
 		}
 		if len(arg) < 2 || arg[0] != '-' {
-			break
+			a.positional = append(a.positional, arg)
+			continue
 		}
 		if arg == "-h" || arg == "--help" {
 			return nil, errHelp
@@ -56,7 +58,6 @@ func parseSignFileArgs(args []string) (*signFileArgs, error) {
 			}
 		}
 	}
-	a.positional = args[i:]
 	if n := len(a.positional); n < 4 || n > 5 {
 		return nil, usagef("need 4 or 5 arguments, got %d", n)
 	}
@@ -98,6 +99,15 @@ func runSignFile(e *env, args []string) error {
 	if a.skid {
 		spec.keyID = sign.KeyIDSKID
 	}
+	// DKMS's framework route runs us as its sign_file with only the key and
+	// certificate paths: the passphrase file and the PKCS#11 module come
+	// from the configuration, when there is one. Never prompt: DKMS may be
+	// running inside an unattended upgrade.
+	cfg, err := loadConfig(e, "")
+	if err != nil {
+		return err
+	}
+	spec.pinFile, spec.pkcs11Module = cfg.PinFile, cfg.PKCS11Module
 	signer, closeKey, err := openSigner(e, spec)
 	if err != nil {
 		return err

@@ -76,9 +76,14 @@ func writeAtomic(path string, st os.FileInfo, perm os.FileMode, write func(io.Wr
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+	// The rename is durable only once the directory is.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("%s is in place; fsync of %s: %w", path, dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("%s is in place; fsync of %s: %w", path, dir, err)
 	}
 	return nil
 }

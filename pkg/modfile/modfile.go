@@ -165,23 +165,31 @@ func Compress(w io.Writer, data []byte, f Format) error {
 	return fmt.Errorf("unknown format %d", f)
 }
 
-// Read returns a module file's decompressed bytes and its format. The format
-// comes from the name and must match the file's magic bytes.
-func Read(path string, limit int64) ([]byte, Format, error) {
+// Read returns a module file's decompressed bytes and what its container is
+// like. The format comes from the name and must match the file's magic bytes.
+func Read(path string, limit int64) ([]byte, Container, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, None, err
+		return nil, Container{}, err
 	}
 	defer f.Close()
 	format, err := checkFormat(f, path)
 	if err != nil {
-		return nil, None, err
+		return nil, Container{}, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, Container{}, err
+	}
+	c, err := inspectContainer(f, st.Size(), format)
+	if err != nil {
+		return nil, c, fmt.Errorf("decompress %s: %w", path, err)
 	}
 	data, err := Decompress(f, format, limit)
 	if err != nil {
-		return nil, format, fmt.Errorf("decompress %s: %w", path, err)
+		return nil, c, fmt.Errorf("decompress %s: %w", path, err)
 	}
-	return data, format, nil
+	return data, c, nil
 }
 
 // checkFormat compares the name's promise with the first bytes and rewinds f.

@@ -14,14 +14,17 @@ import (
 // module is a module file opened for reading: its decompressed content and
 // the signatures appended to it.
 type module struct {
-	path    string
-	format  modfile.Format
-	mode    os.FileMode
-	content io.ReaderAt // decompressed bytes
-	size    int64
-	data    []byte   // decompressed bytes, for compressed modules only
-	file    *os.File // for uncompressed modules
-	segs    []Segment
+	path   string
+	format modfile.Format
+	// container says, for a compressed module, whether the kernel's own
+	// decompressor takes it as it is.
+	container modfile.Container
+	mode      os.FileMode
+	content   io.ReaderAt // decompressed bytes
+	size      int64
+	data      []byte   // decompressed bytes, for compressed modules only
+	file      *os.File // for uncompressed modules
+	segs      []Segment
 }
 
 // openModule opens path, decompressing it when its name says so, and finds
@@ -43,10 +46,11 @@ func openModule(path string, limit int64) (*module, error) {
 		}
 		m.file, m.content, m.size = f, f, st.Size()
 	} else {
-		data, _, err := modfile.Read(path, limit)
+		data, c, err := modfile.Read(path, limit)
 		if err != nil {
 			return nil, err
 		}
+		m.container = c
 		m.data, m.content, m.size = data, bytes.NewReader(data), int64(len(data))
 	}
 	if m.segs, err = readSegments(m.content, m.size); err != nil {

@@ -193,6 +193,10 @@ func parseSignedData(der []byte) (*signedData, error) {
 		if !certs.ReadASN1Element(&c, cbasn1.SEQUENCE) {
 			return nil, pkcs7Errorf("certificate")
 		}
+		// The kernel parses every certificate carried, and a bad one fails the load.
+		if _, err := x509.ParseCertificate(c); err != nil {
+			return nil, pkcs7Errorf("embedded certificate: %v", err)
+		}
 		out.certificates = append(out.certificates, c)
 	}
 	if !sd.SkipOptionalASN1(cbasn1.Tag(1).Constructed().ContextSpecific()) { // crls

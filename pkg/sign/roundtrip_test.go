@@ -201,3 +201,40 @@ func TestCompressedNameMustMatchContent(t *testing.T) {
 	}
 	_ = exec.Command
 }
+
+// TestAlreadySignedButNotKernelReady: a module already signed by this key
+// but compressed with plain xz (CRC64, as DKMS 3.0 does after its signing)
+// is rewritten with CRC32, so that the kernel's own decompressor takes it.
+func TestAlreadySignedButNotKernelReady(t *testing.T) {
+	testenv.LookPath(t, "xz", "xz-utils")
+	kp := testmod.Key(t, "rsa2048")
+	dir := t.TempDir()
+	ko := testmod.Copy(t, testmod.RealNamed(t, "fat.ko"), dir, "fat.ko")
+	s := newSigner(t, kp, "sha256", sign.KeyIDIssuerSerial)
+	if _, err := s.SignFile(ko); err != nil {
+		t.Fatal(err)
+	}
+	signed, _ := os.ReadFile(ko)
+	testmod.Run(t, "xz", "-f", ko) // plain xz: CRC64
+	if lv := string(testmod.Run(t, "xz", "-lvv", ko+".xz")); !strings.Contains(lv, "CRC64") {
+		t.Fatalf("setup: not CRC64:\n%s", lv)
+	}
+	res, err := s.SignFile(ko + ".xz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed {
+		t.Fatal("a CRC64 .ko.xz was left as it was")
+	}
+	if lv := string(testmod.Run(t, "xz", "-lvv", ko+".xz")); !strings.Contains(lv, "CRC32") {
+		t.Errorf("not rewritten with CRC32:\n%s", lv)
+	}
+	// RSA PKCS#1 v1.5 is deterministic: the module inside is byte for byte the same.
+	if plain := testmod.Run(t, "xz", "-dc", ko+".xz"); string(plain) != string(signed) {
+		t.Error("the signed module inside changed")
+	}
+	// Now it is kernel-ready: signing again leaves it alone.
+	if res, err := s.SignFile(ko + ".xz"); err != nil || res.Changed {
+		t.Errorf("second run: %+v, %v", res, err)
+	}
+}

@@ -124,11 +124,13 @@ func (s *Signer) SignFileTo(src, dst string) (*Result, error) {
 		res.SHA256, err = fileSHA256(src)
 		return res, err
 	}
-	blob, err := s.PKCS7(io.NewSectionReader(m.content, 0, m.unsignedLen()))
-	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", src, err)
-	}
-	return m.writeSigned(dst, blob)
+	return m.writeSigned(dst, func(module io.Reader) ([]byte, error) {
+		blob, err := s.PKCS7(module)
+		if err != nil {
+			return nil, fmt.Errorf("sign %s: %w", src, err)
+		}
+		return blob, nil
+	})
 }
 
 // DetachedFile returns the PKCS#7 signature of the module at path, over the
@@ -157,31 +159,46 @@ func AttachFile(src, dst string, blob []byte) (*Result, error) {
 		return nil, err
 	}
 	defer m.Close()
-	return m.writeSigned(dst, blob)
+	return m.writeSigned(dst, func(module io.Reader) ([]byte, error) {
+		_, err := io.Copy(io.Discard, module)
+		return blob, err
+	})
 }
 
-// writeSigned writes the module's unsigned bytes, blob and the trailer to
-// dst, compressed as the source was; atomically.
-func (m *module) writeSigned(dst string, blob []byte) (*Result, error) {
-	res := &Result{Path: dst, Format: m.format, Changed: true, Replaced: len(m.segs), P7S: blob}
+// writeSigned writes the module's unsigned bytes, their signature and the
+// trailer to dst, compressed as the source was; atomically. makeBlob reads
+// the unsigned module and returns its PKCS#7 signature. An uncompressed
+// module is read once: the bytes signed are the bytes written.
+func (m *module) writeSigned(dst string, makeBlob func(module io.Reader) ([]byte, error)) (*Result, error) {
+	res := &Result{Path: dst, Format: m.format, Changed: true, Replaced: len(m.segs)}
 	unsigned := m.unsignedLen()
-	tail := append(append([]byte{}, blob...), Trailer(len(blob))...)
 	write := func(w io.Writer) error {
 		sum := sha256.New()
 		w = io.MultiWriter(w, sum)
+		module := io.NewSectionReader(m.content, 0, unsigned)
+		var blob []byte
+		var err error
 		if m.format == modfile.None {
-			if _, err := io.Copy(w, io.NewSectionReader(m.content, 0, unsigned)); err != nil {
-				return err
+			copied := &countingWriter{w: w}
+			if blob, err = makeBlob(io.TeeReader(module, copied)); err != nil {
+				return blobError{err}
 			}
-			if _, err := w.Write(tail); err != nil {
+			if copied.n != unsigned {
+				return fmt.Errorf("copied %d of %d module bytes", copied.n, unsigned)
+			}
+			if _, err := w.Write(append(blob, Trailer(len(blob))...)); err != nil {
 				return err
 			}
 		} else {
-			signed := append(m.data[:unsigned:unsigned], tail...)
+			if blob, err = makeBlob(module); err != nil {
+				return blobError{err}
+			}
+			signed := append(m.data[:unsigned:unsigned], append(blob, Trailer(len(blob))...)...)
 			if err := modfile.Compress(w, signed, m.format); err != nil {
 				return fmt.Errorf("compress: %w", err)
 			}
 		}
+		res.P7S = blob
 		copy(res.SHA256[:], sum.Sum(nil))
 		return nil
 	}
@@ -191,25 +208,48 @@ func (m *module) writeSigned(dst string, blob []byte) (*Result, error) {
 	} else {
 		err = modfile.Create(dst, m.mode, write)
 	}
+	var be blobError
+	if errors.As(err, &be) {
+		return nil, be.err // already names the module
+	}
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", dst, err)
 	}
 	return res, nil
 }
 
-// alreadySigned reports whether m's only signature is a valid one that this
-// signer would make again (same certificate, key id form, hash, algorithm).
+// blobError marks a failure to make the signature, as opposed to writing.
+type blobError struct{ err error }
+
+func (b blobError) Error() string { return b.err.Error() }
+func (b blobError) Unwrap() error { return b.err }
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// alreadySigned reports whether m's only signature is exactly the one this
+// signer would make (same certificate, key id form, hash and algorithm, and
+// nothing else in the message), it is valid, and a compressed module's
+// container is one the kernel's own decompressor takes.
 func (s *Signer) alreadySigned(m *module) bool {
-	sd, err := parseSignedData(m.segs[0].Blob)
+	if m.format != modfile.None && !m.container.KernelReady {
+		return false
+	}
+	blob := m.segs[0].Blob
+	sd, err := parseSignedData(blob)
 	if err != nil || len(sd.signers) != 1 {
 		return false
 	}
-	si := &sd.signers[0]
-	if si.keyID() != s.keyID || !si.digestOID.Equal(s.m.digest().oid) {
-		return false
-	}
-	alg, params, err := readAlgorithmIdentifierBytes(s.m.algorithm())
-	if err != nil || !si.sigAlgOID.Equal(alg) || !bytes.Equal(si.sigAlgParams, params) {
+	same, err := marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), sd.signers[0].signature)
+	if err != nil || !bytes.Equal(same, blob) {
 		return false
 	}
 	_, err = verifySigned(sd, io.NewSectionReader(m.content, 0, m.unsignedLen()), []*x509.Certificate{s.cert})

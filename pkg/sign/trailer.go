@@ -64,7 +64,12 @@ func (s Segment) End() int64 { return s.Offset + int64(len(s.Blob)) + int64(trai
 // KiB (ML-DSA-87 about 5 KiB); a bogus length must not make us allocate GiBs.
 const maxSigLen = 1 << 20
 
-// ErrTrailer reports a malformed struct module_signature.
+// maxStacked bounds how many appended signatures are read: sign-file stacks
+// one per run, and a file of nothing but tiny trailers must not make us read
+// thousands of blobs.
+const maxStacked = 16
+
+// errTrailer reports a malformed struct module_signature.
 var errTrailer = errors.New("malformed module signature trailer")
 
 // readSegments finds every signature appended to the size bytes of r, last
@@ -88,6 +93,9 @@ func readSegments(r io.ReaderAt, size int64) ([]Segment, error) {
 		body := end - int64(trailerLen)
 		if int64(info.SigLen) > body || info.SigLen > maxSigLen {
 			return nil, fmt.Errorf("%w: signature length %d does not fit in %d bytes", errTrailer, info.SigLen, body)
+		}
+		if len(segs) == maxStacked {
+			return nil, fmt.Errorf("%w: more than %d signatures stacked", errTrailer, maxStacked)
 		}
 		blob := make([]byte, info.SigLen)
 		off := body - int64(info.SigLen)

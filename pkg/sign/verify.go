@@ -10,8 +10,6 @@ import (
 	"hash"
 	"io"
 	"math/big"
-
-	"golang.org/x/crypto/cryptobyte"
 )
 
 // Verdicts of Verify, to test with errors.Is.
@@ -108,12 +106,6 @@ func serialBytes(n *big.Int) []byte {
 		return []byte{0}
 	}
 	return n.Bytes()
-}
-
-// readAlgorithmIdentifierBytes parses a whole DER AlgorithmIdentifier.
-func readAlgorithmIdentifierBytes(der []byte) (asn1.ObjectIdentifier, []byte, error) {
-	s := cryptobyte.String(der)
-	return readAlgorithmIdentifier(&s)
 }
 
 func containsOID(list []asn1.ObjectIdentifier, oid asn1.ObjectIdentifier) bool {

@@ -31,6 +31,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseTrailer -fuzztime $(FUZZTIME) ./pkg/sign
 	$(GO) test -run '^$$' -fuzz FuzzParsePKCS7 -fuzztime $(FUZZTIME) ./pkg/sign
+	$(GO) test -run '^$$' -fuzz FuzzXZParams -fuzztime $(FUZZTIME) ./pkg/modfile
 	for f in FuzzParsePKCS11URI FuzzParsePEMKey FuzzParseCertificate FuzzParseProcKeys; do \
 		$(GO) test -run '^$$' -fuzz $$f -fuzztime $(FUZZTIME) ./pkg/keys || exit 1; done
 

@@ -113,3 +113,18 @@ func TestGzipHeaderFlags(t *testing.T) {
 		t.Fatal("a gzip header with a comment is not kernel-ready")
 	}
 }
+
+// FuzzXZParams: the xz header, index and block header reader never panics
+// and never reads outside the input.
+func FuzzXZParams(f *testing.F) {
+	for _, data := range [][]byte{[]byte("tiny"), bytes.Repeat([]byte("module "), 5000)} {
+		var buf bytes.Buffer
+		if err := Compress(&buf, data, XZ); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		xzParams(bytes.NewReader(data), int64(len(data)))
+	})
+}

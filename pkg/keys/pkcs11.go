@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -46,7 +44,7 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 	if u.Object == "" && u.ID == nil {
 		return nil, fmt.Errorf("key %s: name the key with object= (label) or id=", name)
 	}
-	module, err := pkcs11Module(u, o)
+	module, load, err := pkcs11Module(u, o)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
@@ -54,7 +52,7 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 	pkcs11Mu.Lock()
 	defer pkcs11Mu.Unlock()
 
-	slot, label, err := findSlot(module, u)
+	slot, label, err := findSlot(module, load, u)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
@@ -66,7 +64,7 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 		return nil, fmt.Errorf("key %s: token %q: %w", name, label, err)
 	}
 	slotNum := int(slot)
-	ctx, err := crypto11.Configure(&crypto11.Config{Path: module, SlotNumber: &slotNum, Pin: string(pin)})
+	ctx, err := crypto11.Configure(&crypto11.Config{Path: load, SlotNumber: &slotNum, Pin: string(pin)})
 	wipe(pin)
 	if err != nil {
 		var p11 pkcs11.Error
@@ -94,43 +92,29 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 
 // pkcs11Module picks the module: the URI's module-path, else the config's.
 // Loading a module runs its code as us, so it must be an absolute path to a
-// regular file that only root can change.
-func pkcs11Module(u *PKCS11URI, o *Options) (string, error) {
-	module := u.ModulePath
+// regular file that only root can change, in directories only root can
+// change (CheckTrustedPath). It returns the path for messages and the name
+// to load the module by (see moduleLoadName).
+func pkcs11Module(u *PKCS11URI, o *Options) (module, load string, err error) {
+	module = u.ModulePath
 	if module == "" {
 		module = o.PKCS11Module
 	}
 	if module == "" {
 		if u.ModuleName != "" {
-			return "", fmt.Errorf("module-name=%s is not supported; give module-path=/path/to/module.so", u.ModuleName)
+			return "", "", fmt.Errorf("module-name=%s is not supported; give module-path=/path/to/module.so", u.ModuleName)
 		}
-		return "", errors.New("no PKCS#11 module: add module-path=/path/to/module.so to the URI or set the module in the config")
+		return "", "", errors.New("no PKCS#11 module: add module-path=/path/to/module.so to the URI or set the module in the config")
 	}
-	if !filepath.IsAbs(module) {
-		return "", fmt.Errorf("PKCS#11 module %s: must be an absolute path", module)
-	}
-	st, err := os.Stat(module)
-	if err != nil {
-		return "", fmt.Errorf("PKCS#11 module: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("PKCS#11 module %s: not a regular file", module)
-	}
-	if !o.SkipPermissionCheck {
-		if perm := st.Mode().Perm(); perm&0o022 != 0 {
-			return "", &PermissionError{Path: module, Reason: fmt.Sprintf("mode %04o lets group or others replace the module", perm), Fix: "chmod go-w " + module}
-		}
-		if err := checkRootOwned(module, st); err != nil {
-			return "", err
-		}
-	}
-	return module, nil
+	load, err = moduleLoadName(module, o.SkipPermissionCheck)
+	return module, load, err
 }
 
-// findSlot lists the module's tokens and returns the slot of the one token
-// matching every token attribute of the URI (crypto11 selects by one only).
-func findSlot(module string, u *PKCS11URI) (uint, string, error) {
-	p := pkcs11.New(module)
+// findSlot lists the tokens of the module (loaded by the name load) and
+// returns the slot of the one token matching every token attribute of the
+// URI (crypto11 selects by one only).
+func findSlot(module, load string, u *PKCS11URI) (uint, string, error) {
+	p := pkcs11.New(load)
 	if p == nil {
 		return 0, "", fmt.Errorf("PKCS#11 module %s: cannot load it", module)
 	}

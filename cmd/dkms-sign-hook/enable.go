@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/safefile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 )
 
@@ -30,6 +33,8 @@ type dkmsTarget struct {
 	roots    dkmsenv.Roots
 	tree     string
 	override string
+	// overrideFile is the checked shared override (enable only).
+	overrideFile os.FileInfo
 }
 
 func newTarget(e *env, override string) (*dkmsTarget, error) {
@@ -72,7 +77,7 @@ func runEnable(e *env, args []string) error {
 		}
 	}
 	if len(pkgs) > 0 {
-		if err := checkOverrideFile(t.override); err != nil {
+		if t.overrideFile, err = checkOverrideFile(t.override); err != nil {
 			return err
 		}
 	}
@@ -107,16 +112,37 @@ func joinErrors(e *env, c *command, errs []error) error {
 	return fmt.Errorf("%d errors", len(errs))
 }
 
-func checkOverrideFile(p string) error {
-	st, err := os.Stat(p)
-	if err != nil || !st.Mode().IsRegular() {
-		return withHint(fmt.Errorf("shared override %s is missing", p),
+// checkOverrideFile makes sure DKMS, which sources the shared override as
+// root at every build, reads a file only root can change: an absolute path
+// (a relative link target would resolve relative to /etc/dkms), a regular
+// file that neither it nor any directory on the way to it can be changed by
+// others, carrying our marker. It returns the file's identity, for checking
+// the links made to it.
+func checkOverrideFile(p string) (os.FileInfo, error) {
+	if !filepath.IsAbs(p) {
+		return nil, usagef("--override %s: give an absolute path (the link in /etc/dkms would resolve relative to /etc/dkms)", p)
+	}
+	f, err := safefile.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, withHint(fmt.Errorf("shared override %s is missing", p),
 			"install dkms-sign-hook (make install, or the .deb), or pass --override FILE")
 	}
-	if !fileHas(p, overrideMarker) {
-		return fmt.Errorf("%s is not dkms-sign-hook's override file (no %q marker)", p, overrideMarker)
+	if err != nil {
+		return nil, fmt.Errorf("shared override: %w", err)
 	}
-	return nil
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("shared override %s: %w", p, err)
+	}
+	if !strings.Contains(string(b), overrideMarker) {
+		return nil, fmt.Errorf("%s is not dkms-sign-hook's override file (no %q marker)", p, overrideMarker)
+	}
+	return st, nil
 }
 
 // mergeLine is what an admin adds to an override file of their own.
@@ -148,6 +174,11 @@ func (t *dkmsTarget) enable(e *env, pkg string) error {
 	}
 	if err := symlinkAtomic(t.override, p); err != nil {
 		return fmt.Errorf("%s: %w", pkg, err)
+	}
+	// What DKMS will source is the file that was checked.
+	if st, err := os.Stat(p); err != nil || !os.SameFile(st, t.overrideFile) {
+		os.Remove(p)
+		return fmt.Errorf("%s: %s -> %s does not lead to the checked override file; link removed", pkg, p, t.override)
 	}
 	fmt.Fprintf(e.stdout, "%s: enabled (%s -> %s)\n", pkg, p, t.override)
 	t.warnShadowed(e, pkg)

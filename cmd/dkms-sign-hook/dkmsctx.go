@@ -160,6 +160,18 @@ func keyAbsent(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, keys.ErrNoToken)
 }
 
+// childEnv is the environment of the programs the DKMS commands run (the
+// package's own POST_BUILD, depmod): ours, without the key's passphrase.
+func childEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, keys.PinEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // quoteShell single-quotes s for a file DKMS sources with bash.
 func quoteShell(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

@@ -74,6 +74,7 @@ func runPackagePostBuild(e *env, log *logrus.Logger, cwd string, argv []string) 
 	log.WithField("script", strings.Join(argv, " ")).Info("running the package's own post_build script")
 	cmd := exec.Command(script, argv[1:]...)
 	cmd.Dir = cwd
+	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = e.stdout, e.stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("the package's own POST_BUILD %s: %w", argv[0], err)

@@ -171,7 +171,9 @@ func depmod(e *env, r dkmsenv.Roots, kver string) error {
 	if base := strings.TrimSuffix(r.Modules, "/lib/modules"); base != "" && base != r.Modules {
 		args = []string{"-b", base, kver}
 	}
-	out, err := exec.Command(path, args...).CombinedOutput()
+	cmd := exec.Command(path, args...)
+	cmd.Env = childEnv()
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("depmod %s: %v: %s", kver, err, oneLine(string(out)))
 	}

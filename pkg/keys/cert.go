@@ -1,7 +1,6 @@
 package keys
 
 import (
-	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -56,18 +55,3 @@ func ParseCertificate(data []byte) (*x509.Certificate, error) {
 func isDER(b []byte) bool {
 	return len(b) >= 2 && b[0] == 0x30 && b[1] >= 0x81 && b[1] <= 0x84
 }
-
-// Matches reports an error unless signer's public key is the certificate's.
-func Matches(signer crypto.Signer, cert *x509.Certificate) error {
-	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok {
-		return fmt.Errorf("key type %T cannot be compared with the certificate", signer.Public())
-	}
-	if !pub.Equal(cert.PublicKey) {
-		return fmt.Errorf("%w (certificate subject %q, serial %s)", ErrMismatch, cert.Subject.String(), cert.SerialNumber)
-	}
-	return nil
-}
-
-// ErrMismatch: the private key is not the certificate's.
-var ErrMismatch = errors.New("private key does not match the certificate")

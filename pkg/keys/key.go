@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -137,39 +136,22 @@ func passphrase(o *Options, what string) (p []byte, source string, err error) {
 	return nil, "", ErrNeedPassphrase
 }
 
-// readPinFile reads a passphrase or PIN from a file, checking the file's
-// mode and owner on the open descriptor. Trailing CR/LF are dropped.
-// what names the setting in errors ("pin_file", "pin-source").
+// readPinFile reads a passphrase or PIN from a file (see readSecret).
+// Trailing CR/LF are dropped. what names the setting in errors ("pin_file",
+// "pin-source").
 func readPinFile(path, what string, skipCheck bool) ([]byte, error) {
-	f, err := os.Open(path)
+	p, err := readSecret(path, what, 4096, skipCheck)
 	if err != nil {
-		return nil, fmt.Errorf(what+": %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf(what+": %w", err)
-	}
-	if !skipCheck {
-		if err := checkSecret(path, st); err != nil {
-			return nil, fmt.Errorf(what+" %w", err)
-		}
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf(what+" %s: not a regular file", path)
-	}
-	p, err := io.ReadAll(io.LimitReader(f, 4097))
-	if err != nil {
-		return nil, fmt.Errorf(what+": read %s: %w", path, err)
+		return nil, err
 	}
 	if len(p) > 4096 {
-		return nil, fmt.Errorf(what+" %s: too large for a passphrase", path)
+		return nil, fmt.Errorf("%s %s: too large for a passphrase", what, path)
 	}
 	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
 		p = p[:len(p)-1]
 	}
 	if len(p) == 0 {
-		return nil, fmt.Errorf(what+" %s: empty", path)
+		return nil, fmt.Errorf("%s %s: empty", what, path)
 	}
 	return p, nil
 }

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"errors"
@@ -172,6 +173,33 @@ func TestPinFileChecks(t *testing.T) {
 	write(t, empty, []byte("\n"), 0o600)
 	if _, err := Open(path, Options{Getenv: noEnv, PinFile: empty}); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("empty pin file: err = %v", err)
+	}
+}
+
+// Key and PIN files are read the same way: only regular files, within a
+// size limit, with or without the permission check.
+func TestSecretFileChecks(t *testing.T) {
+	requireOpenSSL(t)
+	path := makeKey(t, encryptedFixtures()[0])
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	write(t, big, bytes.Repeat([]byte("k"), maxKeyFile+1), 0o600)
+	for _, skip := range []bool{false, true} {
+		o := Options{Getenv: noEnv, SkipPermissionCheck: skip}
+		if _, err := Open(dir, o); err == nil || !strings.Contains(err.Error(), "key "+dir+": not a regular file") {
+			t.Errorf("skip=%v: directory as key: err = %v", skip, err)
+		}
+		if _, err := Open(big, o); err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("skip=%v: huge key: err = %v", skip, err)
+		}
+		o.PinFile = dir
+		if _, err := Open(path, o); err == nil || !strings.Contains(err.Error(), "pin_file "+dir+": not a regular file") {
+			t.Errorf("skip=%v: directory as pin file: err = %v", skip, err)
+		}
+		o.PinFile = big
+		if _, err := Open(path, o); err == nil || !strings.Contains(err.Error(), "pin_file "+big+": too large") {
+			t.Errorf("skip=%v: huge pin file: err = %v", skip, err)
+		}
 	}
 }
 

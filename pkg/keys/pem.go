@@ -8,8 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/youmark/pkcs8"
@@ -36,25 +34,9 @@ func openPEM(path string, o *Options) (*Key, error) {
 // readKeyFile reads a private key file after checking, on the open
 // descriptor, that only its owner can read it.
 func readKeyFile(path string, skipCheck bool) ([]byte, error) {
-	f, err := os.Open(path)
+	data, err := readSecret(path, "key", maxKeyFile, skipCheck)
 	if err != nil {
-		return nil, fmt.Errorf("key: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("key: %w", err)
-	}
-	if !skipCheck {
-		if err := checkSecret(path, st); err != nil {
-			return nil, fmt.Errorf("key %w", err)
-		}
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("key %s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("key: read %s: %w", path, err)
+		return nil, err
 	}
 	if len(data) > maxKeyFile {
 		return nil, fmt.Errorf("key %s: larger than %d bytes, not a PEM key", path, maxKeyFile)

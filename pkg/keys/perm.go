@@ -2,6 +2,7 @@ package keys
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -38,6 +39,34 @@ func checkSecret(path string, st fs.FileInfo) error {
 		}
 	}
 	return checkRootOwned(path, st)
+}
+
+// readSecret reads up to limit+1 bytes of the secret file at path (so the
+// caller can tell a file that is too large), checking the file with
+// checkSecret (or, with skipCheck, only that it is a regular file) on the
+// open descriptor. what names the setting in errors ("key", "pin_file").
+func readSecret(path, what string, limit int64, skipCheck bool) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !skipCheck {
+		if err := checkSecret(path, st); err != nil {
+			return nil, fmt.Errorf("%s %w", what, err)
+		}
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s: not a regular file", what, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", what, path, err)
+	}
+	return data, nil
 }
 
 func checkRootOwned(path string, st fs.FileInfo) error {

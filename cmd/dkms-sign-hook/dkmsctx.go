@@ -135,13 +135,43 @@ func loadConfig(e *env, flagPath string) (*config.Config, error) {
 	return config.Load(flagPath, e.getenv)
 }
 
+// keyAccess says how a DKMS command may get the key's passphrase or PIN.
+type keyAccess int
+
+const (
+	// unattended: the hook, run by DKMS, maybe inside an apt upgrade: the
+	// config's pin_file or KBUILD_SIGN_PIN, never a prompt.
+	unattended keyAccess = iota
+	// asDKMSWill: as DKMS will run sign-file at a later upgrade: pin_file
+	// only (KBUILD_SIGN_PIN of the admin's shell will not be there).
+	asDKMSWill
+	// interactive: a person runs the command: may ask on the terminal.
+	interactive
+)
+
 // signerFromConfig opens the configured key and certificate for hash.
-func signerFromConfig(e *env, cfg *config.Config, hash string) (*sign.Signer, func(), error) {
-	spec := signerSpec{key: cfg.Key, cert: cfg.Certificate, hash: hash, pinFile: cfg.PinFile, pkcs11Module: cfg.PKCS11Module}
+func signerFromConfig(e *env, cfg *config.Config, hash string, access keyAccess) (*sign.Signer, func(), error) {
+	spec := signerSpec{key: cfg.Key, cert: cfg.Certificate, hash: hash, pinFile: cfg.PinFile, pkcs11Module: cfg.PKCS11Module,
+		prompt: access == interactive}
 	if cfg.KeyID == config.KeyIDSKID {
 		spec.keyID = sign.KeyIDSKID
 	}
+	if access == asDKMSWill {
+		e = e.without(keys.PinEnv)
+	}
 	return openSigner(e, spec)
+}
+
+// without returns a copy of e whose environment lacks the variable name.
+func (e *env) without(name string) *env {
+	c := *e
+	c.getenv = func(k string) string {
+		if k == name {
+			return ""
+		}
+		return e.getenv(k)
+	}
+	return &c
 }
 
 // hashFor returns the configured hash, or with hash = auto the target
@@ -154,10 +184,33 @@ func hashFor(r dkmsenv.Roots, cfg *config.Config, kver string) (hash, from strin
 	return r.SigHash(kver)
 }
 
-// keyAbsent reports whether err means the key or certificate is simply not
-// there (removable media or a token not plugged in), as opposed to unusable.
-func keyAbsent(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, keys.ErrNoToken)
+// absentKey names what is missing when opening the configured key failed
+// because the key or certificate is simply not there (removable media, a
+// token not plugged in), and returns "" when the key is unusable for any
+// other reason, e.g. a mistyped pin_file or pkcs11_module: that is a
+// configuration error, never "absent".
+func absentKey(cfg *config.Config, err error) string {
+	if missing := missingKeyFiles(cfg); len(missing) > 0 && errors.Is(err, fs.ErrNotExist) {
+		return strings.Join(missing, " and ")
+	}
+	if errors.Is(err, keys.ErrNoToken) {
+		return "signing key " + redactURI(cfg.Key)
+	}
+	return ""
+}
+
+// missingKeyFiles lists the key file and certificate that do not exist.
+func missingKeyFiles(cfg *config.Config) []string {
+	var missing []string
+	if !strings.HasPrefix(strings.ToLower(cfg.Key), "pkcs11:") {
+		if _, err := os.Stat(cfg.Key); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, "signing key "+cfg.Key)
+		}
+	}
+	if _, err := os.Stat(cfg.Certificate); errors.Is(err, fs.ErrNotExist) {
+		missing = append(missing, "certificate "+cfg.Certificate)
+	}
+	return missing
 }
 
 // childEnv is the environment of the programs the DKMS commands run (the

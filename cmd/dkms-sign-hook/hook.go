@@ -107,10 +107,9 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 		warnUnsigned(log, ctx, files, "no hash")
 		return err
 	}
-	signer, closeKey, err := signerFromConfig(e, cfg, hash)
+	signer, closeKey, err := signerFromConfig(e, cfg, hash, unattended)
 	if err != nil {
-		if keyAbsent(err) {
-			what := absentWhat(cfg)
+		if what := absentKey(cfg, err); what != "" {
 			warnUnsigned(log, ctx, files, what+" not found")
 			if cfg.MissingKey == config.MissingKeyFail {
 				return fmt.Errorf("%s not found; %s not signed (missing_key = fail)", what, plural(len(files), "module", "modules"))
@@ -150,23 +149,6 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 		return fmt.Errorf("%s of %s failed (see above)", plural(len(failed), "module", "modules"), ctx.ModuleDir())
 	}
 	return nil
-}
-
-// absentWhat names the missing file(s) among the key and the certificate.
-func absentWhat(cfg *config.Config) string {
-	var missing []string
-	if !strings.HasPrefix(strings.ToLower(cfg.Key), "pkcs11:") {
-		if _, err := os.Stat(cfg.Key); err != nil {
-			missing = append(missing, "signing key "+cfg.Key)
-		}
-	}
-	if _, err := os.Stat(cfg.Certificate); err != nil {
-		missing = append(missing, "certificate "+cfg.Certificate)
-	}
-	if len(missing) == 0 {
-		return "signing key " + redactURI(cfg.Key)
-	}
-	return strings.Join(missing, " and ")
 }
 
 func cfgName(cfg *config.Config) string {

@@ -92,7 +92,7 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 		}
 		signer := signers[hash]
 		if signer == nil {
-			s, closeKey, err := signerFromConfig(e, cfg, hash)
+			s, closeKey, err := signerFromConfig(e, cfg, hash, interactive)
 			if err != nil {
 				return err
 			}

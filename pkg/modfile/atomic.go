@@ -11,13 +11,10 @@ import (
 
 // Replace writes a new version of path through write and puts it in place
 // atomically: a temporary file in the same directory, fsync, rename, fsync of
-// the directory. The new file keeps path's mode and owner. On any error the
-// original is untouched and the temporary file removed.
-func Replace(path string, write func(w io.Writer) error) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
+// the directory. The new file gets the mode and owner in st, the metadata of
+// the file being replaced as it was opened (Open). On any error the original
+// is untouched and the temporary file removed.
+func Replace(path string, st os.FileInfo, write func(w io.Writer) error) error {
 	return writeAtomic(path, st, 0, write)
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -165,14 +166,39 @@ func Compress(w io.Writer, data []byte, f Format) error {
 	return fmt.Errorf("unknown format %d", f)
 }
 
-// Read returns a module file's decompressed bytes and what its container is
-// like. The format comes from the name and must match the file's magic bytes.
-func Read(path string, limit int64) ([]byte, Container, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, Container{}, err
+// Open opens a module file for reading without following a symbolic link
+// (signing through a link would replace the link, not sign its target) and
+// returns it with its metadata, taken from the open descriptor.
+func Open(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		target, _ := os.Readlink(path)
+		return nil, nil, fmt.Errorf("%s is a symbolic link (to %s): give the file itself", path, target)
 	}
-	defer f.Close()
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return f, st, nil
+}
+
+// Decode returns the decompressed bytes of the open module file f, whose
+// name gives its format, and what its container is like. The format must
+// match the file's magic bytes; at most limit bytes are decompressed.
+func Decode(f *os.File, limit int64) ([]byte, Container, error) {
+	path := f.Name()
 	format, err := checkFormat(f, path)
 	if err != nil {
 		return nil, Container{}, err
@@ -190,6 +216,16 @@ func Read(path string, limit int64) ([]byte, Container, error) {
 		return nil, c, fmt.Errorf("decompress %s: %w", path, err)
 	}
 	return data, c, nil
+}
+
+// Read opens and decodes the module file at path.
+func Read(path string, limit int64) ([]byte, Container, error) {
+	f, _, err := Open(path)
+	if err != nil {
+		return nil, Container{}, err
+	}
+	defer f.Close()
+	return Decode(f, limit)
 }
 
 // checkFormat compares the name's promise with the first bytes and rewinds f.

@@ -92,7 +92,12 @@ func TestReplaceKeepsOriginalOnError(t *testing.T) {
 	p := filepath.Join(dir, "m.ko")
 	os.WriteFile(p, []byte("original"), 0o640)
 	boom := errors.New("boom")
-	err := Replace(p, func(w io.Writer) error {
+	f, st, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	err = Replace(p, st, func(w io.Writer) error {
 		w.Write([]byte("half"))
 		return boom
 	})
@@ -105,11 +110,28 @@ func TestReplaceKeepsOriginalOnError(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("%d entries left in the directory", len(entries))
 	}
-	if err := Replace(p, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
+	if err := Replace(p, st, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := os.Stat(p)
+	st, _ = os.Stat(p)
 	if b, _ := os.ReadFile(p); string(b) != "new" || st.Mode().Perm() != 0o640 {
 		t.Fatalf("after Replace: %q %v", b, st.Mode())
+	}
+}
+
+// TestOpenRefusesSymlink: signing through a link would replace the link
+// with a signed copy and leave its target unsigned.
+func TestOpenRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real.ko")
+	os.WriteFile(target, []byte("x"), 0o644)
+	link := filepath.Join(dir, "link.ko")
+	os.Symlink(target, link)
+	_, _, err := Open(link)
+	if err == nil || err.Error() != link+" is a symbolic link (to "+target+"): give the file itself" {
+		t.Fatalf("err = %v", err)
+	}
+	if _, _, err := Open(dir); err == nil {
+		t.Fatal("a directory was opened as a module")
 	}
 }

@@ -155,7 +155,7 @@ func StripFile(path string) (int, error) {
 		return 0, nil
 	}
 	n := m.unsignedLen()
-	err = modfile.Replace(path, func(w io.Writer) error {
+	err = modfile.Replace(path, m.st, func(w io.Writer) error {
 		if m.format == modfile.None {
 			_, err := io.Copy(w, io.NewSectionReader(m.content, 0, n))
 			return err

@@ -2,6 +2,7 @@ package sign
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -15,15 +16,15 @@ import (
 // the signatures appended to it.
 type module struct {
 	path   string
+	st     os.FileInfo // as opened, for the mode and owner to keep
 	format modfile.Format
 	// container says, for a compressed module, whether the kernel's own
 	// decompressor takes it as it is.
 	container modfile.Container
-	mode      os.FileMode
 	content   io.ReaderAt // decompressed bytes
 	size      int64
 	data      []byte   // decompressed bytes, for compressed modules only
-	file      *os.File // for uncompressed modules
+	file      *os.File // the file as it lies on disk
 	segs      []Segment
 }
 
@@ -31,23 +32,17 @@ type module struct {
 // its appended signatures. An uncompressed module is read in place, never
 // loaded whole into memory.
 func openModule(path string, limit int64) (*module, error) {
-	st, err := os.Stat(path)
+	f, st, err := modfile.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, errors.Unwrap(err))
+		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	m := &module{path: path, format: modfile.FormatOf(path), mode: st.Mode().Perm()}
+	m := &module{path: path, st: st, file: f, format: modfile.FormatOf(path)}
 	if m.format == modfile.None {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		m.file, m.content, m.size = f, f, st.Size()
+		m.content, m.size = f, st.Size()
 	} else {
-		data, c, err := modfile.Read(path, limit)
+		data, c, err := modfile.Decode(f, limit)
 		if err != nil {
+			f.Close()
 			return nil, err
 		}
 		m.container = c
@@ -97,9 +92,15 @@ func (m *module) unsignedLen() int64 {
 	return m.segs[len(m.segs)-1].Offset
 }
 
-func (m *module) Close() error {
-	if m.file != nil {
-		return m.file.Close()
+func (m *module) Close() error { return m.file.Close() }
+
+// fileSHA256 is the digest of the file as it lies on disk.
+func (m *module) fileSHA256() ([sha256.Size]byte, error) {
+	var out [sha256.Size]byte
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(m.file, 0, m.st.Size())); err != nil {
+		return out, err
 	}
-	return nil
+	copy(out[:], h.Sum(nil))
+	return out, nil
 }

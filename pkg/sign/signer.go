@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
@@ -121,7 +120,7 @@ func (s *Signer) SignFileTo(src, dst string) (*Result, error) {
 	defer m.Close()
 	if src == dst && len(m.segs) == 1 && s.alreadySigned(m) {
 		res := &Result{Path: dst, Format: m.format, P7S: m.segs[0].Blob}
-		res.SHA256, err = fileSHA256(src)
+		res.SHA256, err = m.fileSHA256()
 		return res, err
 	}
 	return m.writeSigned(dst, func(module io.Reader) ([]byte, error) {
@@ -204,9 +203,9 @@ func (m *module) writeSigned(dst string, makeBlob func(module io.Reader) ([]byte
 	}
 	var err error
 	if dst == m.path {
-		err = modfile.Replace(dst, write)
+		err = modfile.Replace(dst, m.st, write)
 	} else {
-		err = modfile.Create(dst, m.mode, write)
+		err = modfile.Create(dst, m.st.Mode().Perm(), write)
 	}
 	var be blobError
 	if errors.As(err, &be) {
@@ -254,19 +253,4 @@ func (s *Signer) alreadySigned(m *module) bool {
 	}
 	_, err = verifySigned(sd, io.NewSectionReader(m.content, 0, m.unsignedLen()), []*x509.Certificate{s.cert})
 	return err == nil
-}
-
-func fileSHA256(path string) ([sha256.Size]byte, error) {
-	var out [sha256.Size]byte
-	f, err := os.Open(path)
-	if err != nil {
-		return out, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return out, err
-	}
-	copy(out[:], h.Sum(nil))
-	return out, nil
 }

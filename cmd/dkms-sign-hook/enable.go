@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/safefile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 )
 
 func init() {
@@ -237,6 +239,9 @@ func (t *dkmsTarget) enableFramework(e *env, cfgPath, signFile string) error {
 	if _, err := os.Stat(cfg.Certificate); err != nil {
 		return fmt.Errorf("certificate %s: %w", cfg.Certificate, err)
 	}
+	if err := checkFrameworkKey(e, cfg); err != nil {
+		return err
+	}
 	content := fmt.Sprintf(`# Written by `+"`dkms-sign-hook enable --framework`"+`; removed by `+"`dkms-sign-hook disable --framework`"+`.
 # %s (marker: do not remove this line)
 # DKMS 3.0.4+ signs every module of every package with these settings, before
@@ -256,6 +261,39 @@ mok_certificate=%s
 		return err
 	}
 	fmt.Fprintf(e.stdout, "framework route: enabled (%s): DKMS signs every package with %s\n", p, redactURI(cfg.Key))
+	return nil
+}
+
+// checkFrameworkKey opens the key as sign-file will when DKMS runs it during
+// an upgrade (no terminal, no KBUILD_SIGN_PIN, only the default
+// configuration's pin_file and pkcs11_module) and checks it matches the
+// certificate: DKMS ignores signing failures, so a key it cannot use would
+// leave every module unsigned without anyone noticing.
+func checkFrameworkKey(e *env, cfg *config.Config) error {
+	hash := cfg.Hash
+	if hash == config.HashAuto {
+		hash = "sha256" // any: only the key and certificate are checked here
+	}
+	_, closeKey, err := signerFromConfig(e, cfg, hash, asDKMSWill)
+	if err != nil {
+		hint := hintFor(err)
+		if errors.Is(err, keys.ErrNeedPassphrase) {
+			hint = "set pin_file in " + config.DefaultPath + " to a root-only file holding the passphrase: DKMS runs sign-file with no terminal and no KBUILD_SIGN_PIN"
+		}
+		if hint == "" {
+			hint = "fix the [signing] settings in " + cfgName(cfg) + ", or use per-package overrides (`dkms-sign-hook enable PKG...`)"
+		}
+		return withHint(fmt.Errorf("refusing the framework route: DKMS could not sign with this key: %w", err), hint)
+	}
+	closeKey()
+	// Under DKMS, sign-file sees only the default configuration file.
+	if cfg.Path != config.DefaultPath && (cfg.PinFile != "" || cfg.PKCS11Module != "") {
+		return withHint(fmt.Errorf("refusing the framework route: %s sets pin_file or pkcs11_module, but sign-file, run by DKMS, reads only %s", cfg.Path, config.DefaultPath),
+			"put these settings in "+config.DefaultPath+", or use per-package overrides (`dkms-sign-hook enable PKG...`)")
+	}
+	if cfg.KeyID == config.KeyIDSKID {
+		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: key_id = skid in %s does not apply on the framework route: DKMS runs sign-file without -k, so signatures name the key by issuer and serial (kernels accept both)\n", cfgName(cfg))
+	}
 	return nil
 }
 

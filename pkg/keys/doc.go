@@ -9,7 +9,10 @@
 // others, and (when running as root) key files not owned by root. Passphrases
 // and PINs come from a callback, the KBUILD_SIGN_PIN environment variable (as
 // the kernel's sign-file), a pin file or a terminal prompt; never from argv,
-// and they never appear in errors or descriptions.
+// and they never appear in errors or descriptions. A PKCS#11 module runs as
+// us, so it loads only from a path that only root can change (the file,
+// every directory up to / and every link followed: CheckTrustedPath), and
+// exactly the file that was checked is loaded.
 //
 // Certificates load with LoadCertificate, in PEM or DER, decided as the
 // kernel's sign-file decides.

@@ -32,6 +32,7 @@ type Options struct {
 
 	// PKCS11Module is the PKCS#11 module (.so) for pkcs11: URIs that carry
 	// no module-path attribute, e.g. /usr/lib/softhsm/libsofthsm2.so.
+	// Either must be an absolute path that passes CheckTrustedPath.
 	PKCS11Module string
 
 	// NoPINInURI refuses a pkcs11: URI carrying pin-value: set it when the
@@ -39,7 +40,8 @@ type Options struct {
 	NoPINInURI bool
 
 	// SkipPermissionCheck turns off the refusal of key and PIN files that
-	// group or others can read, or that root does not own. For tests only.
+	// group or others can read, or that root does not own, and of PKCS#11
+	// modules that fail CheckTrustedPath. For tests only.
 	SkipPermissionCheck bool
 }
 

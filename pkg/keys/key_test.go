@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 )
@@ -199,6 +201,32 @@ func TestSecretFileChecks(t *testing.T) {
 		o.PinFile = big
 		if _, err := Open(path, o); err == nil || !strings.Contains(err.Error(), "pin_file "+big+": too large") {
 			t.Errorf("skip=%v: huge pin file: err = %v", skip, err)
+		}
+	}
+}
+
+// A FIFO as key or PIN file is refused at once, not waited on (a hook
+// that hangs stalls the apt upgrade that ran it).
+func TestSecretFileFIFO(t *testing.T) {
+	requireOpenSSL(t)
+	path := makeKey(t, encryptedFixtures()[0])
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func() error{
+		"key":      func() error { _, err := Open(fifo, Options{Getenv: noEnv}); return err },
+		"pin_file": func() error { _, err := Open(path, Options{Getenv: noEnv, PinFile: fifo}); return err },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- open() }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), fifo+": not a regular file") {
+				t.Errorf("FIFO as %s: err = %v", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("FIFO as %s: still waiting after 10s", name)
 		}
 	}
 }

@@ -45,8 +45,9 @@ func checkSecret(path string, st fs.FileInfo) error {
 // caller can tell a file that is too large), checking the file with
 // checkSecret (or, with skipCheck, only that it is a regular file) on the
 // open descriptor. what names the setting in errors ("key", "pin_file").
+// O_NONBLOCK keeps a FIFO put in the file's place from hanging us.
 func readSecret(path, what string, limit int64, skipCheck bool) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

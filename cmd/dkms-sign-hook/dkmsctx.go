@@ -90,29 +90,61 @@ func overrideState(r dkmsenv.Roots, pkg, override string) (state, target string)
 		}
 		return ovAdmin, target
 	}
-	if fileHas(p, "dkms-sign-hook") || fileHas(p, override) {
+	if sourcesOverride(p, override) {
 		return ovIncludes, ""
 	}
 	return ovAdmin, ""
 }
 
+// sourcesOverride reports whether the shell file at path has a line that
+// sources our override: ". FILE" or "source FILE", FILE being override or
+// another file carrying our marker. Comments and mere mentions do not count.
+func sourcesOverride(path, override string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || (f[0] != "." && f[0] != "source") {
+			continue
+		}
+		arg := strings.TrimSuffix(strings.Trim(f[1], `"'`), ";")
+		if arg == override || (filepath.IsAbs(arg) && fileHas(arg, overrideMarker)) {
+			return true
+		}
+	}
+	return false
+}
+
 // shadowingOverrides lists the more specific override files DKMS sources
-// after /etc/dkms/<pkg>.conf (<pkg>-<version>[-<kernel>[-<arch>]].conf) that
-// set POST_BUILD without the hook: they would silently replace ours.
-func shadowingOverrides(r dkmsenv.Roots, pkg string) []string {
+// after /etc/dkms/<pkg>.conf, for the package's versions in tree
+// (<pkg>-<version>.conf, <pkg>-<version>-<kernel>.conf,
+// <pkg>-<version>-<kernel>-<arch>.conf; see read_conf in /usr/sbin/dkms),
+// that set POST_BUILD without sourcing our override: they would silently
+// replace ours.
+func shadowingOverrides(r dkmsenv.Roots, tree, pkg, override string) []string {
 	ents, err := os.ReadDir(r.EtcDKMS)
 	if err != nil {
 		return nil
 	}
+	versions, _ := dkmsenv.Versions(tree, pkg)
 	var out []string
 	for _, e := range ents {
 		n := e.Name()
-		if !strings.HasPrefix(n, pkg+"-") || !strings.HasSuffix(n, ".conf") {
+		if !strings.HasSuffix(n, ".conf") {
 			continue
 		}
-		p := filepath.Join(r.EtcDKMS, n)
-		if fileHas(p, "POST_BUILD") && !fileHas(p, "dkms-sign-hook") {
-			out = append(out, p)
+		for _, v := range versions {
+			stem := pkg + "-" + v
+			if n != stem+".conf" && !strings.HasPrefix(n, stem+"-") {
+				continue
+			}
+			p := filepath.Join(r.EtcDKMS, n)
+			if fileHas(p, "POST_BUILD") && !sourcesOverride(p, override) {
+				out = append(out, p)
+			}
+			break
 		}
 	}
 	return out

@@ -189,7 +189,7 @@ func (t *dkmsTarget) enable(e *env, pkg string) error {
 
 // warnShadowed warns about more specific overrides that set POST_BUILD.
 func (t *dkmsTarget) warnShadowed(e *env, pkg string) {
-	for _, s := range shadowingOverrides(t.roots, pkg) {
+	for _, s := range shadowingOverrides(t.roots, t.tree, pkg, t.override) {
 		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: %s sets POST_BUILD and is read after %s.conf, so the hook will not run for what it covers; add this line at its end: %s\n",
 			s, pkg, t.mergeLine())
 	}

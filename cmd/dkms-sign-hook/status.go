@@ -138,7 +138,7 @@ func runStatus(e *env, args []string) error {
 		case st == ovAdmin:
 			ps.Note = overridePath(r, p) + " is the admin's and does not include the hook"
 		}
-		if sh := shadowingOverrides(r, p); len(sh) > 0 && ps.Enabled != "no" {
+		if sh := shadowingOverrides(r, tree, p, *override); len(sh) > 0 && ps.Enabled != "no" {
 			ps.Note = strings.TrimPrefix(ps.Note+"; ", "; ") + "POST_BUILD replaced by " + strings.Join(sh, ", ")
 		}
 		rep.Packages = append(rep.Packages, ps)

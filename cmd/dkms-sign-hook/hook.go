@@ -43,17 +43,26 @@ func runHook(e *env, args []string) error {
 	// The package's own POST_BUILD runs whatever happens to the signing.
 	chainErr := runPackagePostBuild(e, log, cwd, fs.Args())
 	r := sysRoots(e)
-	ctx, err := r.Discover(cwd, e.getenv)
+	ctxs, err := r.Discover(cwd, e.getenv)
 	if err != nil {
 		return withHint(err, "DKMS runs the hook as POST_BUILD (see `dkms-sign-hook enable`); to sign built modules now, run `dkms-sign-hook sign --dkms`")
 	}
 	if cfgErr != nil {
-		warnUnsigned(log, ctx, nil, "the configuration is unusable")
+		for _, ctx := range ctxs {
+			warnUnsigned(log, ctx, nil, "the configuration is unusable")
+		}
 		return cfgErr
 	}
-	signErr := signContext(e, log, r, cfg, ctx)
-	if signErr != nil {
-		return signErr
+	// Without kernelver in the environment (DKMS 2.x autoinstall), every
+	// build of this version: signing again what is signed changes nothing.
+	var errs []error
+	for _, ctx := range ctxs {
+		if err := signContext(e, log, r, cfg, ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return joinErrors(e, c, errs)
 	}
 	return chainErr
 }

@@ -48,69 +48,83 @@ func ValidName(kind, name string) error {
 // a DKMS build directory <tree>/<module>/<version>/build.
 var ErrNotInBuildDir = errors.New("not run from a DKMS build directory (<dkms_tree>/<module>/<version>/build); is this a POST_BUILD hook?")
 
-// Discover finds the hook's context. DKMS runs POST_BUILD with the working
+// Discover finds the hook's contexts. DKMS runs POST_BUILD with the working
 // directory <dkms_tree>/<module>/<version>/build, which gives the tree, the
 // module and the version. kernelver and arch come from the environment when
-// DKMS sets them (3.x does; 2.2 to 2.8 autoinstall does not), else from the
-// kernels this version was built for (<module>/<version>/*/*/module/, the
-// most recently built wins), and only then from the running kernel.
-func (r Roots) Discover(cwd string, getenv func(string) string) (*Context, error) {
+// DKMS sets them (3.x does): one context. DKMS 2.2 to 2.8 autoinstall does
+// not set them: then every kernel this version was built for
+// (<module>/<version>/*/*/module/) is a context, as guessing the newest from
+// timestamps could leave the new kernel's modules unsigned (signing again
+// what is already signed is a no-op). Only when nothing is built does the
+// running kernel give the context.
+func (r Roots) Discover(cwd string, getenv func(string) string) ([]*Context, error) {
 	cwd = filepath.Clean(cwd)
 	if filepath.Base(cwd) != "build" {
 		return nil, fmt.Errorf("%s: %w", cwd, ErrNotInBuildDir)
 	}
 	vdir := filepath.Dir(cwd)
 	mdir := filepath.Dir(vdir)
-	c := &Context{Tree: filepath.Dir(mdir), Module: filepath.Base(mdir), Version: filepath.Base(vdir)}
-	if err := ValidName("package", c.Module); err != nil {
+	base := Context{Tree: filepath.Dir(mdir), Module: filepath.Base(mdir), Version: filepath.Base(vdir)}
+	if err := ValidName("package", base.Module); err != nil {
 		return nil, err
 	}
-	if err := ValidName("version", c.Version); err != nil {
+	if err := ValidName("version", base.Version); err != nil {
 		return nil, err
 	}
-	if m := getenv("module"); m != "" && m != c.Module {
-		return nil, fmt.Errorf("environment says module=%q but the working directory %s belongs to %q", m, cwd, c.Module)
+	if m := getenv("module"); m != "" && m != base.Module {
+		return nil, fmt.Errorf("environment says module=%q but the working directory %s belongs to %q", m, cwd, base.Module)
 	}
-	if v := getenv("module_version"); v != "" && v != c.Version {
-		return nil, fmt.Errorf("environment says module_version=%q but the working directory %s belongs to %q", v, cwd, c.Version)
+	if v := getenv("module_version"); v != "" && v != base.Version {
+		return nil, fmt.Errorf("environment says module_version=%q but the working directory %s belongs to %q", v, cwd, base.Version)
 	}
-	if err := r.findKernel(c, getenv); err != nil {
-		return nil, err
-	}
-	if err := ValidName("kernel", c.KernelVer); err != nil {
-		return nil, err
-	}
-	if err := ValidName("arch", c.Arch); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (r Roots) findKernel(c *Context, getenv func(string) string) error {
-	k, a := getenv("kernelver"), getenv("arch")
-	if k != "" && a != "" {
-		c.KernelVer, c.Arch, c.KernelFrom = k, a, "environment"
-		return nil
-	}
-	vdir := filepath.Join(c.Tree, c.Module, c.Version)
-	builds, err := BuildsOfVersion(vdir)
+	ctxs, err := r.findKernels(base, getenv)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var match []Build
-	for _, b := range builds {
-		if (k == "" || b.KernelVer == k) && (a == "" || b.Arch == a) {
-			match = append(match, b)
+	for _, c := range ctxs {
+		if err := ValidName("kernel", c.KernelVer); err != nil {
+			return nil, err
+		}
+		if err := ValidName("arch", c.Arch); err != nil {
+			return nil, err
 		}
 	}
-	if len(match) > 0 {
-		sort.SliceStable(match, func(i, j int) bool { return match[i].ModTime.After(match[j].ModTime) })
-		c.KernelVer, c.Arch, c.KernelFrom = match[0].KernelVer, match[0].Arch, "scan of "+vdir
-		return nil
+	return ctxs, nil
+}
+
+func (r Roots) findKernels(base Context, getenv func(string) string) ([]*Context, error) {
+	with := func(k, a, from string) *Context {
+		c := base
+		c.KernelVer, c.Arch, c.KernelFrom = k, a, from
+		return &c
+	}
+	k, a := getenv("kernelver"), getenv("arch")
+	if k != "" && a != "" {
+		return []*Context{with(k, a, "environment")}, nil
+	}
+	vdir := filepath.Join(base.Tree, base.Module, base.Version)
+	builds, err := BuildsOfVersion(vdir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Context
+	for _, b := range builds {
+		if (k == "" || b.KernelVer == k) && (a == "" || b.Arch == a) {
+			out = append(out, with(b.KernelVer, b.Arch, "scan of "+vdir))
+		}
+	}
+	if len(out) > 0 {
+		sort.SliceStable(out, func(i, j int) bool {
+			if out[i].KernelVer != out[j].KernelVer {
+				return out[i].KernelVer < out[j].KernelVer
+			}
+			return out[i].Arch < out[j].Arch
+		})
+		return out, nil
 	}
 	rel, arch, err := r.RunningKernel()
 	if err != nil {
-		return fmt.Errorf("no kernelver in the environment, no build under %s, and the running kernel is unknown: %w", vdir, err)
+		return nil, fmt.Errorf("no kernelver in the environment, no build under %s, and the running kernel is unknown: %w", vdir, err)
 	}
 	if k != "" {
 		rel = k
@@ -118,8 +132,7 @@ func (r Roots) findKernel(c *Context, getenv func(string) string) error {
 	if a != "" {
 		arch = a
 	}
-	c.KernelVer, c.Arch, c.KernelFrom = rel, arch, "running kernel"
-	return nil
+	return []*Context{with(rel, arch, "running kernel")}, nil
 }
 
 // CheckModuleDir makes sure every directory from the tree down to the module

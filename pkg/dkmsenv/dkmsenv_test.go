@@ -56,10 +56,14 @@ func TestDiscoverFromEnvironment(t *testing.T) {
 	r := fakeRoots(t)
 	cwd := filepath.Join(r.DKMSTree, "foo", "1.2", "build")
 	mkdir(t, cwd)
-	c, err := r.Discover(cwd, env("module", "foo", "module_version", "1.2", "kernelver", "6.1.0-1-amd64", "arch", "x86_64"))
+	cs, err := r.Discover(cwd, env("module", "foo", "module_version", "1.2", "kernelver", "6.1.0-1-amd64", "arch", "x86_64"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(cs) != 1 {
+		t.Fatalf("got %d contexts, want 1", len(cs))
+	}
+	c := cs[0]
 	want := Context{Tree: r.DKMSTree, Module: "foo", Version: "1.2", KernelVer: "6.1.0-1-amd64", Arch: "x86_64", KernelFrom: "environment"}
 	if *c != want {
 		t.Errorf("got %+v, want %+v", *c, want)
@@ -74,16 +78,20 @@ func TestDiscoverTreeFromCwdNotDefault(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "srv", "dkms")
 	cwd := filepath.Join(other, "bar", "3", "build")
 	mkdir(t, cwd)
-	c, err := r.Discover(cwd, env("kernelver", "k", "arch", "a"))
+	cs, err := r.Discover(cwd, env("kernelver", "k", "arch", "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := cs[0]
 	if c.Tree != other || c.Module != "bar" || c.Version != "3" {
 		t.Errorf("got %+v", c)
 	}
 }
 
-func TestDiscoverScanNewestBuild(t *testing.T) {
+// TestDiscoverScanAllBuilds: without kernelver and arch (DKMS 2.x
+// autoinstall), every build of the version is a context, whatever the
+// directories' timestamps say (coarse ones could pick the wrong kernel).
+func TestDiscoverScanAllBuilds(t *testing.T) {
 	r := fakeRoots(t)
 	vdir := filepath.Join(r.DKMSTree, "foo", "1.2")
 	mkdir(t, filepath.Join(vdir, "build"))
@@ -94,22 +102,29 @@ func TestDiscoverScanNewestBuild(t *testing.T) {
 	mkdir(t, newer)
 	mkdir(t, filepath.Join(vdir, "6.1.0-3-amd64", "x86_64")) // no module dir: not built
 	now := time.Now()
-	os.Chtimes(old, now, now.Add(-time.Hour))
+	os.Chtimes(old, now, now) // the same second: timestamps cannot tell
 	os.Chtimes(newer, now, now)
-	c, err := r.Discover(filepath.Join(vdir, "build"), env())
+	cs, err := r.Discover(filepath.Join(vdir, "build"), env())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.KernelVer != "6.1.0-2-amd64" || c.Arch != "x86_64" || !strings.HasPrefix(c.KernelFrom, "scan of ") {
-		t.Errorf("got %+v", c)
+	var got []string
+	for _, c := range cs {
+		got = append(got, c.KernelVer+"/"+c.Arch)
+		if !strings.HasPrefix(c.KernelFrom, "scan of ") {
+			t.Errorf("KernelFrom = %q", c.KernelFrom)
+		}
+	}
+	if strings.Join(got, " ") != "6.1.0-1-amd64/x86_64 6.1.0-2-amd64/x86_64" {
+		t.Errorf("got contexts %q, want both builds", got)
 	}
 	// kernelver alone from the environment narrows the scan.
-	c, err = r.Discover(filepath.Join(vdir, "build"), env("kernelver", "6.1.0-1-amd64"))
+	cs, err = r.Discover(filepath.Join(vdir, "build"), env("kernelver", "6.1.0-1-amd64"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.KernelVer != "6.1.0-1-amd64" || c.Arch != "x86_64" {
-		t.Errorf("got %+v", c)
+	if len(cs) != 1 || cs[0].KernelVer != "6.1.0-1-amd64" || cs[0].Arch != "x86_64" {
+		t.Errorf("got %+v", cs)
 	}
 }
 
@@ -117,11 +132,12 @@ func TestDiscoverRunningKernelLast(t *testing.T) {
 	r := fakeRoots(t)
 	cwd := filepath.Join(r.DKMSTree, "foo", "1.2", "build")
 	mkdir(t, cwd)
-	c, err := r.Discover(cwd, env())
+	cs, err := r.Discover(cwd, env())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.KernelVer != "6.9.9-running" || c.Arch != "x86_64" || c.KernelFrom != "running kernel" {
+	c := cs[0]
+	if len(cs) != 1 || c.KernelVer != "6.9.9-running" || c.Arch != "x86_64" || c.KernelFrom != "running kernel" {
 		t.Errorf("got %+v", c)
 	}
 }

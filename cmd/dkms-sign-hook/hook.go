@@ -131,7 +131,7 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 	}
 	defer closeKey()
 	audit := &signingLog{path: cfg.Log}
-	var failed []string
+	var failed, unlogged []string
 	for _, f := range files {
 		res, err := signer.SignFile(f)
 		if err != nil {
@@ -150,12 +150,19 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 		fields["hash_from"] = from
 		log.WithFields(fields).Info("signed")
 		if err := audit.add(ctx, f, res, signer); err != nil {
-			log.Error(err.Error())
-			failed = append(failed, f)
+			log.WithField("file", f).Errorf("signed, but not logged: %v", err)
+			unlogged = append(unlogged, f)
 		}
 	}
+	var msgs []string
 	if len(failed) > 0 {
-		return fmt.Errorf("%s of %s failed (see above)", plural(len(failed), "module", "modules"), ctx.ModuleDir())
+		msgs = append(msgs, plural(len(failed), "module", "modules")+" of "+ctx.ModuleDir()+" failed")
+	}
+	if len(unlogged) > 0 {
+		msgs = append(msgs, plural(len(unlogged), "module", "modules")+" of "+ctx.ModuleDir()+" signed but not logged in "+cfg.Log)
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("%s (see above)", strings.Join(msgs, "; "))
 	}
 	return nil
 }

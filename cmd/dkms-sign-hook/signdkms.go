@@ -66,7 +66,7 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 	}()
 	audit := &signingLog{path: cfg.Log}
 	changedKernels := map[string]bool{}
-	var failed, signed, found int
+	var failed, signed, unlogged, found int
 	for _, b := range builds {
 		if o.kernel != "" && b.KernelVer != o.kernel {
 			continue
@@ -123,8 +123,8 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 				}
 				fmt.Fprintf(e.stdout, "%s: signed (%s)\n", t, signer.Hash())
 				if err := audit.add(ctx, t, res, signer); err != nil {
-					failed++
-					fmt.Fprintf(e.stderr, "dkms-sign-hook sign: %v\n", err)
+					unlogged++
+					fmt.Fprintf(e.stderr, "dkms-sign-hook sign: %s: signed, but not logged: %s\n", t, oneLine(err.Error()))
 				}
 			}
 		}
@@ -147,8 +147,13 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 			fmt.Fprintf(e.stderr, "dkms-sign-hook sign: %v\n", err)
 		}
 	}
-	if failed > 0 {
+	switch {
+	case failed > 0 && unlogged > 0:
+		return fmt.Errorf("%s failed (see above); %d signed, of which %d not logged in %s", plural(failed, "module", "modules"), signed, unlogged, cfg.Log)
+	case failed > 0:
 		return fmt.Errorf("%s failed (see above); %d signed", plural(failed, "module", "modules"), signed)
+	case unlogged > 0:
+		return fmt.Errorf("%s signed but not logged in %s (see above)", plural(unlogged, "module", "modules"), cfg.Log)
 	}
 	return nil
 }

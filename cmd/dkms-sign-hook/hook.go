@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/sirupsen/logrus"
 
@@ -207,12 +209,36 @@ type lineFormatter struct{}
 
 func (lineFormatter) Format(en *logrus.Entry) ([]byte, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dkms-sign-hook: %s: %s", en.Level, en.Message)
+	fmt.Fprintf(&b, "dkms-sign-hook: %s: %s", en.Level, logMessage(en.Message))
 	for _, k := range []string{"file", "script", "dir", "kernel", "hash", "hash_from", "key", "replaced"} {
 		if v, ok := en.Data[k]; ok {
-			fmt.Fprintf(&b, " %s=%v", k, v)
+			fmt.Fprintf(&b, " %s=%s", k, logValue(fmt.Sprint(v)))
 		}
 	}
 	b.WriteByte('\n')
 	return []byte(b.String()), nil
+}
+
+// logValue quotes a field value (Go syntax) unless it holds only characters
+// that can neither end the line nor pass for another field: a file name
+// with a newline must not forge log lines.
+func logValue(v string) string {
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,@%~", r)) {
+			return strconv.Quote(v)
+		}
+	}
+	if v == "" {
+		return `""`
+	}
+	return v
+}
+
+// logMessage escapes control characters in a message (errors name files).
+func logMessage(m string) string {
+	if !strings.ContainsFunc(m, unicode.IsControl) {
+		return m
+	}
+	q := strconv.Quote(m)
+	return q[1 : len(q)-1]
 }

@@ -102,6 +102,7 @@ func TestDeb(t *testing.T) {
 		}
 	})
 	t.Run("sign-file", func(t *testing.T) { checkSignFile(t, env, x) })
+	t.Run("maintainer-scripts", func(t *testing.T) { checkMaintainerScripts(t, env, deb, x) })
 	t.Run("lintian", func(t *testing.T) { checkLintian(t, env, deb) })
 	t.Run("make-install", func(t *testing.T) {
 		// The copy make deb built from: the same snapshot of the tree.
@@ -163,8 +164,9 @@ func checkContents(t *testing.T, env []string, deb string) {
 	}
 }
 
-// checkControl: the relationships, and no maintainer script (a script could
-// turn signing on; enabling is the admin's `dkms-sign-hook enable`).
+// checkControl: the relationships, and no maintainer script but prerm and
+// postrm, which only take back what `dkms-sign-hook enable` made (a script
+// must never turn signing on; enabling is the admin's).
 func checkControl(t *testing.T, env []string, deb string) {
 	fields := map[string]string{}
 	for _, f := range []string{"Package", "Architecture", "Depends", "Recommends", "Suggests"} {
@@ -193,9 +195,69 @@ func checkControl(t *testing.T, env []string, deb string) {
 	}
 	for _, e := range ents {
 		switch e.Name() {
-		case "control", "md5sums":
+		case "control", "md5sums", "prerm", "postrm":
 		default:
-			t.Errorf("control member %s: the package must not run scripts or declare conffiles (nothing to enable at install)", e.Name())
+			t.Errorf("control member %s: the package must not run scripts at install or declare conffiles (nothing to enable at install)", e.Name())
+		}
+	}
+}
+
+// checkMaintainerScripts runs the package's prerm and postrm as dpkg would on
+// remove and purge, with the extracted binary as /usr/sbin/dkms-sign-hook and
+// a scratch /etc/dkms (a private mount namespace: the machine is untouched).
+// prerm remove must take back our framework drop-in (left pointing at a
+// missing sign-file, DKMS 3.0.10 signs nothing at all) and nothing else;
+// postrm purge removes our per-package links and nothing else.
+func checkMaintainerScripts(t *testing.T, env []string, deb, x string) {
+	testenv.RequireRoot(t)
+	testenv.LookPath(t, "unshare", "util-linux")
+	ctrl := filepath.Join(t.TempDir(), "DEBIAN")
+	run(t, env, "", "dpkg-deb", "-e", deb, ctrl)
+	script := `set -e
+mount --make-rprivate /
+mkdir -p /etc/dkms
+mount -t tmpfs tmpfs /etc/dkms
+mount -t tmpfs tmpfs /usr/sbin
+cp "$X/usr/sbin/dkms-sign-hook" /usr/sbin/dkms-sign-hook
+mkdir /etc/dkms/framework.conf.d
+printf '# dkms-sign-hook-framework (marker: do not remove this line)
+sign_file=/usr/lib/dkms-sign-hook/sign-file
+' > /etc/dkms/framework.conf.d/dkms-sign-hook.conf
+echo 'sign_file=/x' > /etc/dkms/framework.conf.d/admin.conf
+ln -s /usr/share/dkms-sign-hook/dkms-override.conf /etc/dkms/ours.conf
+ln -s /etc/dkms/admin-own /etc/dkms/admin.conf
+echo 'MAKE[0]=make' > /etc/dkms/plain.conf
+sh "$CTRL/prerm" remove
+echo "after prerm remove:"; ls -A /etc/dkms /etc/dkms/framework.conf.d
+sh "$CTRL/postrm" remove
+sh "$CTRL/postrm" purge
+echo "after postrm purge:"; ls -A /etc/dkms /etc/dkms/framework.conf.d
+`
+	cmd := exec.Command("unshare", "--mount", "sh", "-c", script)
+	// dpkg's PATH for maintainer scripts.
+	cmd.Env = append(env, "X="+x, "CTRL="+ctrl, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	out, err := cmd.CombinedOutput()
+	t.Logf("maintainer scripts:\n%s", out)
+	if err != nil {
+		t.Fatalf("maintainer scripts: %v", err)
+	}
+	got := string(out)
+	_, afterPurge, _ := strings.Cut(got, "after postrm purge:")
+	afterRemove, _, _ := strings.Cut(strings.SplitN(got, "after prerm remove:", 2)[1], "after postrm purge:")
+	if !strings.Contains(got, "framework route: disabled") || strings.Contains(afterRemove, "dkms-sign-hook.conf") {
+		t.Errorf("prerm remove left the framework drop-in in place")
+	}
+	for _, f := range []string{"admin.conf", "ours.conf", "plain.conf"} {
+		if !strings.Contains(afterRemove, f) {
+			t.Errorf("prerm remove removed %s", f)
+		}
+	}
+	if strings.Contains(afterPurge, "ours.conf") {
+		t.Errorf("postrm purge left the link ours.conf -> the removed override")
+	}
+	for _, f := range []string{"admin.conf", "plain.conf"} {
+		if !strings.Contains(afterPurge, f) {
+			t.Errorf("postrm purge removed the admin's %s", f)
 		}
 	}
 }

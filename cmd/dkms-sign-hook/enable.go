@@ -53,7 +53,7 @@ func runEnable(e *env, args []string) error {
 	fs := newFlags(c, e)
 	all := fs.Bool("all", false, "every package now under the DKMS tree")
 	framework := fs.Bool("framework", false, "also install the framework.conf.d drop-in: DKMS signs every package, present and future, through this tool")
-	override := fs.String("override", defaultOverride, "the shared override file to link to")
+	override := fs.String("override", defaultOverride, "the shared override file to link to: an absolute path that only root can change")
 	signFile := fs.String("sign-file", defaultSignFile, "with --framework: the sign-file symlink to this binary, for DKMS's sign_file=")
 	cfgPath := fs.String("config", "", "with --framework: configuration file naming the key and certificate")
 	if err := parseFlags(fs, args); err != nil {

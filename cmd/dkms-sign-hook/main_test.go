@@ -35,12 +35,14 @@ func TestScripts(t *testing.T) {
 			// Real components the scripts may call.
 			e.Setenv("SIGN_FILE", testenv.SignFile)
 			e.Setenv("CI", os.Getenv("CI"))
-			// Scripts never read the machine's own configuration.
-			empty := filepath.Join(e.WorkDir, ".no-config.conf")
-			if err := os.WriteFile(empty, nil, 0o644); err != nil {
+			// Scripts never read the machine's own configuration, nor
+			// write its signing log.
+			conf := filepath.Join(e.WorkDir, ".test.conf")
+			log := filepath.Join(e.WorkDir, ".signed.jsonl")
+			if err := os.WriteFile(conf, []byte("[hook]\nlog = "+log+"\n"), 0o644); err != nil {
 				return err
 			}
-			e.Setenv("DKMS_SIGN_HOOK_CONFIG", empty)
+			e.Setenv("DKMS_SIGN_HOOK_CONFIG", conf)
 			data, err := os.ReadFile(real)
 			if err != nil {
 				return err

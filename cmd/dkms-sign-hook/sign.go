@@ -48,11 +48,16 @@ func runSign(e *env, args []string) error {
 		spec.keyID = sign.KeyIDSKID
 	}
 	spec.prompt = true
+	cfg, err := loadConfig(e, dk.cfgPath)
+	if err != nil {
+		return err
+	}
 	signer, closeKey, err := openSigner(e, spec)
 	if err != nil {
 		return err
 	}
 	defer closeKey()
+	audit := commandLog(cfg)
 	var failed int
 	signer.SignFiles(fs.Args(), *jobs, func(path string, res *sign.Result, err error) {
 		switch {
@@ -65,6 +70,12 @@ func runSign(e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "%s: signed (%s), replacing %d old signature(s)\n", path, signer.Hash(), res.Replaced)
 		default:
 			fmt.Fprintf(e.stdout, "%s: signed (%s)\n", path, signer.Hash())
+		}
+		if err == nil && res.Changed && audit != nil {
+			if err := audit.addCommand("sign", path, res, signer); err != nil {
+				failed++
+				reportModuleError(e, c, path, fmt.Errorf("signed, but not logged: %w", err))
+			}
 		}
 	})
 	if failed > 0 {

@@ -26,7 +26,7 @@ func dkmsSignFlags(fs *flag.FlagSet) *dkmsSignOpts {
 	o := &dkmsSignOpts{}
 	fs.BoolVar(&o.on, "dkms", false, "sign every built and installed DKMS module with the configured key, then run depmod")
 	fs.StringVar(&o.kernel, "kernel", "", "with --dkms: only the modules for this kernel version")
-	fs.StringVar(&o.cfgPath, "config", "", "with --dkms: configuration file (default $"+config.EnvVar+", else "+config.DefaultPath+")")
+	fs.StringVar(&o.cfgPath, "config", "", "configuration file: the key for --dkms, and the signing log (default $"+config.EnvVar+", else "+config.DefaultPath+")")
 	return o
 }
 

@@ -125,6 +125,11 @@ func runSignFile(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if audit := commandLog(cfg); audit != nil && res.Changed {
+		if err := audit.addCommand("sign-file", dest, res, signer); err != nil {
+			return fmt.Errorf("signed %s, but not logged: %w", dest, err)
+		}
+	}
 	if a.keepP7S {
 		return writeP7S(p7sPath, res.P7S)
 	}

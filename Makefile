@@ -1,4 +1,6 @@
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Tests run go too (to build the tool they test): keep it on their PATH.
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PREFIX  ?= /usr

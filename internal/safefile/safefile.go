@@ -1,13 +1,41 @@
-// Package safefile opens files whose content root acts on (the
-// configuration, which picks the key; the DKMS override, which DKMS sources
-// as root) only when nobody but root can change them: neither the file nor
-// any directory on the way to it, symlinks included. When not running as
-// root, files and directories of the current user are trusted too.
+// Package safefile is the one check, for the whole program, that nobody but
+// root can change what a path names: the configuration (which picks the
+// key), the DKMS override (which DKMS sources as root) and the PKCS#11
+// module (whose code runs as us) are used only when it passes.
 //
-// The rules are those of sudo and OpenSSH's StrictModes, with one addition:
-// a directory others may write to is accepted when it has the sticky bit
-// (like /tmp) and the entry looked up in it belongs to a trusted user, since
-// then nobody else can remove or rename that entry.
+// The rules are OpenSSH's StrictModes, with one addition for sticky
+// directories:
+//
+//   - Trusted users are root and, when not running as root, the current
+//     user.
+//   - Every directory the lookup passes through, from / (through the
+//     working directory for a relative path, the directories of every link
+//     target, and those reached by ".."), is owned by a trusted user and
+//     writable by neither group nor others, whatever its group.
+//   - Except a directory with the sticky bit (like /tmp): group or others
+//     may write it, but then every entry looked up in it (directory, link
+//     or file) must be owned by a trusted user. Only the entry's owner, the
+//     directory's owner and root can remove or rename an entry of a sticky
+//     directory, so nobody else can replace it.
+//   - Symbolic links are followed, at most 40 in one lookup. A link's mode
+//     means nothing and its target cannot change; it can only be replaced,
+//     which the rules on its directory cover, so a link's owner matters
+//     only in a sticky directory.
+//   - The file itself is owned by a trusted user and writable by neither
+//     group nor others. Open checks this, and that it is a regular file, on
+//     the descriptor it opened with O_NOFOLLOW: what was checked is what is
+//     read.
+//
+// A group-writable directory is refused even when its group is root (gid
+// 0): membership of group 0 does not make a Linux user root (an account or
+// a service can be given it for file access), yet writing such a directory
+// would let it replace the file; the file itself is refused when group
+// writable whatever its group; and no directory of a Debian 12 system is
+// writable by group 0 alone (`find / -xdev -type d -perm -g+w ! -perm -o+w
+// -group 0` finds none), so the exception would buy nothing.
+//
+// A refusal is a *PermissionError whose Fix repairs it; a missing file gives
+// an error matching fs.ErrNotExist.
 package safefile
 
 import (
@@ -18,9 +46,20 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 )
+
+// PermissionError says a secret or configuration file is exposed: readable
+// or writable by others, or not owned by a trusted user. Fix is the command
+// that repairs it, for the CLI to print as a hint.
+type PermissionError struct {
+	Path   string
+	Reason string // e.g. "mode 0644 lets group or others read it"
+	Fix    string // e.g. "chmod 600 /etc/dkms-sign-hook/signing_key.pem"
+}
+
+func (e *PermissionError) Error() string {
+	return fmt.Sprintf("%s: refusing to use it: %s (fix: %s)", e.Path, e.Reason, e.Fix)
+}
 
 // geteuid is a variable so tests can pretend not to be root.
 var geteuid = os.Geteuid
@@ -28,11 +67,9 @@ var geteuid = os.Geteuid
 // maxLinks bounds symlink resolution, as the kernel's ELOOP does.
 const maxLinks = 40
 
-// Open resolves path component by component, checking every
-// directory it passes through, then opens the file it names with
+// Open resolves path (see Resolve), then opens the file it names with
 // O_NOFOLLOW and checks the open descriptor: a regular file, owned by a
-// trusted user, that group and others cannot write. What was checked is
-// what is read.
+// trusted user, that group and others cannot write.
 func Open(path string) (*os.File, error) {
 	real, err := Resolve(path)
 	if err != nil {
@@ -73,6 +110,32 @@ func readAll(f *os.File) ([]byte, error) {
 	return b, nil
 }
 
+// Stat resolves path (see Resolve) and checks what it names, whatever its
+// type: a directory as the directories on the way, anything else as Open
+// checks a file (trusted owner, not writable by group or others). It
+// returns the physical path and what os.Lstat says of it (never a link).
+// Use Open to read a file: Stat's answer is about the path, not about what
+// a later open will find.
+func Stat(path string) (string, fs.FileInfo, error) {
+	real, err := Resolve(path)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := os.Lstat(real)
+	if err != nil {
+		return "", nil, err
+	}
+	if st.IsDir() {
+		_, err = checkDir(real, st)
+	} else {
+		err = checkEntry(path, st)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return real, st, nil
+}
+
 func checkFile(name string, f *os.File) error {
 	st, err := f.Stat()
 	if err != nil {
@@ -81,8 +144,14 @@ func checkFile(name string, f *os.File) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", name)
 	}
+	return checkEntry(name, st)
+}
+
+// checkEntry refuses a file that group or others can write or that no
+// trusted user owns.
+func checkEntry(name string, st fs.FileInfo) error {
 	if perm := st.Mode().Perm(); perm&0o022 != 0 {
-		return &keys.PermissionError{
+		return &PermissionError{
 			Path:   name,
 			Reason: fmt.Sprintf("mode %04o lets group or others write it", perm),
 			Fix:    "chmod go-w " + name,
@@ -97,42 +166,40 @@ func trusted(uid uint32) bool {
 	return uid == 0 || (euid != 0 && uid == uint32(euid))
 }
 
-func owner(st fs.FileInfo) (uid, gid uint32) {
-	if s, ok := st.Sys().(*syscall.Stat_t); ok {
-		return s.Uid, s.Gid
-	}
-	return 0, 0
-}
-
 func checkOwner(name string, st fs.FileInfo) error {
-	uid, _ := owner(st)
-	if trusted(uid) {
+	s, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot read its owner", name)
+	}
+	if trusted(s.Uid) {
 		return nil
 	}
-	reason := fmt.Sprintf("owned by uid %d while running as root", uid)
-	if geteuid() != 0 {
-		reason = fmt.Sprintf("owned by uid %d, neither root nor you", uid)
+	what, fix := "", "chown root:root "
+	if st.Mode()&fs.ModeSymlink != 0 {
+		what, fix = "symbolic link ", "chown -h root:root "
 	}
-	return &keys.PermissionError{Path: name, Reason: reason, Fix: "chown root:root " + name}
+	reason := fmt.Sprintf("%sowned by uid %d while running as root", what, s.Uid)
+	if geteuid() != 0 {
+		reason = fmt.Sprintf("%sowned by uid %d, neither root nor you", what, s.Uid)
+	}
+	return &PermissionError{Path: name, Reason: reason, Fix: fix + name}
 }
 
 // checkDir refuses a directory an untrusted user could change. It returns
-// sticky = true for a directory others may write to that has the sticky
-// bit: its entries must then be owned by a trusted user.
+// sticky = true for a directory group or others may write that has the
+// sticky bit: its entries must then be owned by a trusted user.
 func checkDir(dir string, st fs.FileInfo) (sticky bool, err error) {
 	if err := checkOwner(dir, st); err != nil {
 		return false, err
 	}
 	perm := st.Mode().Perm()
-	_, gid := owner(st)
-	writable := perm&0o002 != 0 || (perm&0o020 != 0 && gid != 0)
-	if !writable {
+	if perm&0o022 == 0 {
 		return false, nil
 	}
 	if st.Mode()&fs.ModeSticky != 0 {
 		return true, nil
 	}
-	return false, &keys.PermissionError{
+	return false, &PermissionError{
 		Path:   dir,
 		Reason: fmt.Sprintf("directory mode %04o lets group or others replace what is in it", perm),
 		Fix:    "chmod go-w " + dir,
@@ -140,10 +207,12 @@ func checkDir(dir string, st fs.FileInfo) (sticky bool, err error) {
 }
 
 // Resolve returns the physical path path names (relative to the working
-// directory unless absolute), checking every directory
-// the lookup passes through as the kernel would walk it (symlinks included,
-// ".." after a symlink taken physically). The last component may not exist
-// only if it is the file itself: the error then wraps fs.ErrNotExist.
+// directory unless absolute), checking every directory the lookup passes
+// through as the kernel would walk it (symlinks included, ".." after a
+// symlink taken physically), and, in a sticky directory, the owner of every
+// entry looked up. It does not check the file the path ends at (Open and
+// Stat do). The last component may not exist only if it is the file
+// itself: the error then wraps fs.ErrNotExist.
 func Resolve(path string) (string, error) {
 	if !filepath.IsAbs(path) {
 		wd, err := os.Getwd()
@@ -152,15 +221,11 @@ func Resolve(path string) (string, error) {
 		}
 		path = wd + "/" + path // not filepath.Join: ".." is resolved physically below
 	}
-	st, err := os.Lstat("/")
-	if err != nil {
-		return "", err
-	}
-	sticky, err := checkDir("/", st)
-	if err != nil {
-		return "", err
-	}
 	cur := "/"
+	sticky, err := enter(cur)
+	if err != nil {
+		return "", err
+	}
 	queue := strings.Split(path, "/")
 	links := 0
 	for len(queue) > 0 {
@@ -171,10 +236,7 @@ func Resolve(path string) (string, error) {
 			continue
 		case "..":
 			cur = filepath.Dir(cur)
-			if st, err = os.Lstat(cur); err != nil {
-				return "", err
-			}
-			if sticky, err = checkDir(cur, st); err != nil {
+			if sticky, err = enter(cur); err != nil {
 				return "", err
 			}
 			continue
@@ -200,10 +262,7 @@ func Resolve(path string) (string, error) {
 			}
 			if filepath.IsAbs(target) {
 				cur = "/"
-				if st, err = os.Lstat(cur); err != nil {
-					return "", err
-				}
-				if sticky, err = checkDir(cur, st); err != nil {
+				if sticky, err = enter(cur); err != nil {
 					return "", err
 				}
 			}
@@ -221,6 +280,15 @@ func Resolve(path string) (string, error) {
 		}
 	}
 	return cur, nil
+}
+
+// enter checks the directory dir, which the lookup moves back to.
+func enter(dir string) (sticky bool, err error) {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return false, err
+	}
+	return checkDir(dir, st)
 }
 
 func hasMore(queue []string) bool {

@@ -5,21 +5,17 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/safefile"
 )
 
 // PermissionError says a secret or configuration file is exposed: readable or
 // writable by others, or not owned by root while we run as root. Fix is the
-// command that repairs it, for the CLI to print as a hint.
-type PermissionError struct {
-	Path   string
-	Reason string // e.g. "mode 0644 lets group or others read it"
-	Fix    string // e.g. "chmod 600 /etc/dkms-sign-hook/signing_key.pem"
-}
-
-func (e *PermissionError) Error() string {
-	return fmt.Sprintf("%s: refusing to use it: %s (fix: %s)", e.Path, e.Reason, e.Fix)
-}
+// command that repairs it, for the CLI to print as a hint. It is
+// safefile.PermissionError, which the trusted-path check returns too.
+type PermissionError = safefile.PermissionError
 
 // geteuid is a variable so tests can pretend to be root or not.
 var geteuid = os.Geteuid
@@ -104,4 +100,22 @@ func CheckConfigFile(path string) error {
 		}
 	}
 	return checkRootOwned(path, st)
+}
+
+// CheckTrustedPath refuses path unless nobody but root (or the user running
+// us, when that is not root) can change what it names: the file, whatever
+// its type, every directory on the way to it from / and every symbolic link
+// followed. path must be absolute. The rules are internal/safefile's; in
+// short, what is on the way is owned by root (or us) and writable by neither
+// group nor others, except a sticky directory like /tmp, whose entries on
+// the way must then be owned by root (or us).
+//
+// A bad owner or mode gives a *PermissionError whose Fix repairs it; a
+// missing file gives an error matching fs.ErrNotExist.
+func CheckTrustedPath(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s: must be an absolute path", path)
+	}
+	_, _, err := safefile.Stat(path)
+	return err
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/safefile"
 )
 
 // Loading a PKCS#11 module runs its code as us (root, for DKMS), so the
@@ -40,40 +42,8 @@ func moduleLoadName(path string, skipCheck bool) (string, error) {
 	if !filepath.IsAbs(path) {
 		return "", fmt.Errorf("PKCS#11 module %s: must be an absolute path", path)
 	}
-	var real string
-	var st fs.FileInfo
-	var err error
-	if skipCheck {
-		if real, err = filepath.EvalSymlinks(path); err == nil {
-			st, err = os.Lstat(real)
-		}
-	} else {
-		real, st, err = resolveTrusted(path)
-	}
+	f, real, fst, err := openModule(path, skipCheck)
 	if err != nil {
-		return "", fmt.Errorf("PKCS#11 module %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("PKCS#11 module %s: not a regular file", path)
-	}
-	if afterModuleCheck != nil {
-		afterModuleCheck()
-	}
-	// real holds no link, and only root can change the directories on the
-	// way to it; O_NOFOLLOW refuses a link put in its place all the same.
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return "", fmt.Errorf("PKCS#11 module %s: %w", path, err)
-	}
-	fst, err := f.Stat()
-	if err == nil && !os.SameFile(st, fst) {
-		err = errors.New("replaced while being checked; try again")
-	}
-	if err == nil && !skipCheck {
-		err = checkTrustedEntry(real, fst)
-	}
-	if err != nil {
-		f.Close()
 		return "", fmt.Errorf("PKCS#11 module %s: %w", path, err)
 	}
 	sys := fst.Sys().(*syscall.Stat_t)
@@ -88,10 +58,55 @@ func moduleLoadName(path string, skipCheck bool) (string, error) {
 	name := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
 	if pst, err := os.Stat(name); err != nil || !os.SameFile(pst, fst) {
 		// No /proc (a bare chroot): load by the resolved path, which
-		// only root can re-point (or anyone, with skipCheck: tests).
+		// only a trusted user can re-point (anyone, with skipCheck: tests).
 		name = real
 	}
 	moduleNames[id] = name
 	moduleFiles = append(moduleFiles, f)
 	return name, nil
+}
+
+// openModule checks the module's path (safefile.Stat, unless skipCheck),
+// runs afterModuleCheck, and opens the file checked: safefile.Open checks
+// the open descriptor (regular, trusted owner, not writable by group or
+// others), and a file other than the one checked is refused. It returns the
+// file, its physical path and what it says of itself.
+func openModule(path string, skipCheck bool) (f *os.File, real string, fst fs.FileInfo, err error) {
+	var st fs.FileInfo
+	if skipCheck {
+		if real, err = filepath.EvalSymlinks(path); err == nil {
+			st, err = os.Lstat(real)
+		}
+	} else {
+		real, st, err = safefile.Stat(path)
+	}
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, "", nil, errors.New("not a regular file")
+	}
+	if afterModuleCheck != nil {
+		afterModuleCheck()
+	}
+	// real holds no link, and only trusted users can change the
+	// directories on the way to it; safefile.Open checks them again and
+	// opens with O_NOFOLLOW all the same.
+	if skipCheck {
+		f, err = os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	} else {
+		f, err = safefile.Open(real)
+	}
+	if err != nil {
+		return nil, "", nil, err
+	}
+	fst, err = f.Stat()
+	if err == nil && !os.SameFile(st, fst) {
+		err = errors.New("replaced while being checked; try again")
+	}
+	if err != nil {
+		f.Close()
+		return nil, "", nil, err
+	}
+	return f, real, fst, nil
 }

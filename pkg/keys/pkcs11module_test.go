@@ -4,12 +4,14 @@ package keys
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 	"github.com/miekg/pkcs11"
 )
 
@@ -34,6 +36,16 @@ func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	if err := os.Chmod(dst, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// trustedDir makes a directory that CheckTrustedPath accepts: a private
+// directory under the sticky /tmp is one.
+func trustedDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	err := CheckTrustedPath(d)
+	testenv.Require(t, err == nil, "a temporary directory only root (or you) can change: "+fmt.Sprint(err))
+	return d
 }
 
 // moduleMaker answers which library dlopen gives for name: the PKCS#11
@@ -83,7 +95,7 @@ func swapHook(t *testing.T, f func()) {
 }
 
 // The reviewer's case: a root-owned 0755 module in a 0777 directory was
-// accepted. Also refused: a trusted link to a module under /tmp.
+// accepted. Also refused: a trusted link to a module in such a directory.
 func TestPKCS11ModuleInWritableDirectory(t *testing.T) {
 	h := softHSM(t)
 	d := trustedDir(t)
@@ -113,19 +125,61 @@ func TestPKCS11ModuleInWritableDirectory(t *testing.T) {
 		t.Fatalf("err = %v, want a PermissionError for %s naming the module", err, sub)
 	}
 
-	tmpMod := filepath.Join(t.TempDir(), "mod.so")
-	copyFile(t, SoftHSMModule, tmpMod, 0o755)
+	// A trusted link to a module in a 0777 directory elsewhere.
+	wild := t.TempDir()
+	wildMod := filepath.Join(wild, "mod.so")
+	copyFile(t, SoftHSMModule, wildMod, 0o755)
+	if err := os.Chmod(wild, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	link := filepath.Join(d, "link.so")
-	if err := os.Symlink(tmpMod, link); err != nil {
+	if err := os.Symlink(wildMod, link); err != nil {
 		t.Fatal(err)
 	}
 	k, err = Open(h.rsaURI+"?module-path="+link+"&pin-source="+h.pinFile, Options{Getenv: noEnv})
 	if err == nil {
 		k.Close()
-		t.Fatal("link to a module under /tmp was loaded")
+		t.Fatal("link to a module in a 0777 directory was loaded")
 	}
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a PermissionError", err)
+	if !errors.As(err, &pe) || pe.Path != wild {
+		t.Fatalf("err = %v, want a PermissionError for %s", err, wild)
+	}
+}
+
+// In a sticky directory like /tmp, a module of root's loads and another
+// user's does not: its owner could replace it.
+func TestPKCS11ModuleInStickyDirectory(t *testing.T) {
+	testenv.RequireRoot(t) // chown
+	h := softHSM(t)
+	sticky := filepath.Join(trustedDir(t), "tmp")
+	if err := os.Mkdir(sticky, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(sticky, "mod.so")
+	copyFile(t, SoftHSMModule, mod, 0o755)
+	uri := h.rsaURI + "?module-path=" + mod + "&pin-source=" + h.pinFile
+	k, err := Open(uri, Options{Getenv: noEnv})
+	if err != nil {
+		t.Fatalf("root's module in a sticky directory: %v", err)
+	}
+	k.Close()
+
+	other := filepath.Join(sticky, "other.so")
+	copyFile(t, SoftHSMModule, other, 0o755)
+	if err := os.Chown(other, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	k, err = Open(h.rsaURI+"?module-path="+other+"&pin-source="+h.pinFile, Options{Getenv: noEnv})
+	if err == nil {
+		k.Close()
+		t.Fatal("a module of uid 65534 in a sticky directory was loaded")
+	}
+	var pe *PermissionError
+	if !errors.As(err, &pe) || pe.Path != other || pe.Fix != "chown root:root "+other {
+		t.Fatalf("err = %v, want a PermissionError for %s", err, other)
 	}
 }
 

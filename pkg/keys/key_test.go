@@ -281,41 +281,6 @@ func TestKeyOwnerWhenRoot(t *testing.T) {
 	}
 }
 
-func TestCheckConfigFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "dkms-sign-hook.conf")
-	write(t, path, []byte("[signing]\n"), 0o644)
-	for _, mode := range []os.FileMode{0o644, 0o600, 0o444, 0o640} {
-		if err := os.Chmod(path, mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := CheckConfigFile(path); err != nil {
-			t.Errorf("mode %04o refused: %v", mode, err)
-		}
-	}
-	for _, mode := range []os.FileMode{0o664, 0o666, 0o646, 0o620} {
-		if err := os.Chmod(path, mode); err != nil {
-			t.Fatal(err)
-		}
-		err := CheckConfigFile(path)
-		var pe *PermissionError
-		if !errors.As(err, &pe) || !strings.Contains(pe.Fix, path) {
-			t.Errorf("mode %04o: err = %v, want PermissionError", mode, err)
-		}
-	}
-	if err := CheckConfigFile(filepath.Join(dir, "missing")); err == nil {
-		t.Error("missing config accepted")
-	}
-	if os.Geteuid() == 0 {
-		os.Chmod(path, 0o644)
-		os.Chown(path, 1000, 1000)
-		var pe *PermissionError
-		if err := CheckConfigFile(path); !errors.As(err, &pe) || pe.Fix != "chown root:root "+path {
-			t.Errorf("config owned by uid 1000: err = %v", err)
-		}
-	}
-}
-
 func TestOpenBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	cases := map[string][]byte{

@@ -81,27 +81,6 @@ func checkRootOwned(path string, st fs.FileInfo) error {
 	}
 }
 
-// CheckConfigFile refuses a configuration file that group or others can
-// write, or (when running as root) that root does not own: whoever can edit
-// the configuration chooses which key signs and which modules get signed.
-func CheckConfigFile(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("config %s: not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o022 != 0 {
-		return &PermissionError{
-			Path:   path,
-			Reason: fmt.Sprintf("mode %04o lets group or others write it", perm),
-			Fix:    "chmod go-w " + path,
-		}
-	}
-	return checkRootOwned(path, st)
-}
-
 // CheckTrustedPath refuses path unless nobody but root (or the user running
 // us, when that is not root) can change what it names: the file, whatever
 // its type, every directory on the way to it from / and every symbolic link

@@ -10,7 +10,7 @@ import (
 func init() {
 	register(&command{
 		name:  "sign",
-		usage: "--key KEY --cert CERT [--hash HASH] [--keyid] MODULE... | --dkms [--kernel KVER] [--config FILE]",
+		usage: "--key KEY --cert CERT [--hash HASH] [--keyid] MODULE... | --dkms [--kernel KVER] [--config FILE] [PACKAGE...]",
 		short: "sign modules in place (.ko, .ko.xz, .ko.zst, .ko.gz), replacing old signatures",
 		run:   runSign,
 	})

@@ -35,9 +35,15 @@ func dkmsSignFlags(fs *flag.FlagSet) *dkmsSignOpts {
 // kernel, or all kernels, with the configured key: after the key media is
 // plugged in, or after a key change. Then it runs depmod for each kernel
 // whose installed modules changed.
+//
+// args, when given, name the DKMS packages to sign; by default all of them.
 func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
-	if len(args) > 0 {
-		return usagef("--dkms signs DKMS's modules; give no module paths")
+	only := map[string]bool{}
+	for _, pkg := range args {
+		if err := dkmsenv.ValidName("package", pkg); err != nil {
+			return usagef("%v (with --dkms, arguments name DKMS packages, not files)", err)
+		}
+		only[pkg] = true
 	}
 	if o.kernel != "" {
 		if err := dkmsenv.ValidName("kernel", o.kernel); err != nil {
@@ -52,6 +58,11 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 	tree, err := r.Tree()
 	if err != nil {
 		return err
+	}
+	for pkg := range only {
+		if !dkmsenv.IsPackage(tree, pkg) {
+			return usagef("no DKMS package %q in %s", pkg, tree)
+		}
 	}
 	builds, err := dkmsenv.AllBuilds(tree)
 	if err != nil {
@@ -68,7 +79,7 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 	changedKernels := map[string]bool{}
 	var failed, signed, unlogged, found int
 	for _, b := range builds {
-		if o.kernel != "" && b.KernelVer != o.kernel {
+		if (o.kernel != "" && b.KernelVer != o.kernel) || (len(only) > 0 && !only[b.Module]) {
 			continue
 		}
 		ctx := &dkmsenv.Context{Tree: tree, Module: b.Module, Version: b.Version, KernelVer: b.KernelVer, Arch: b.Arch}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,9 +42,14 @@ type statusReport struct {
 }
 
 type certStatus struct {
-	Path    string `json:"path"`
-	Subject string `json:"subject,omitempty"`
-	KeyID   string `json:"key_id,omitempty"`
+	Path     string `json:"path"`
+	Subject  string `json:"subject,omitempty"`
+	KeyID    string `json:"key_id,omitempty"`
+	Serial   string `json:"serial,omitempty"`
+	KeyType  string `json:"key_type,omitempty"`
+	NotAfter string `json:"not_after,omitempty"`
+	// Warning: expired, expiring within 30 days, or not yet valid.
+	Warning string `json:"warning,omitempty"`
 	Error   string `json:"error,omitempty"`
 	// Trusted: "yes", "no" or "unknown": is it in the running kernel's keyrings (/proc/keys)?
 	Trusted string `json:"trusted_by_running_kernel"`
@@ -105,8 +109,13 @@ func runStatus(e *env, args []string) error {
 		rep.Certificate.Error = err.Error()
 	} else {
 		certs = []*x509.Certificate{cert}
-		rep.Certificate.Subject = cert.Subject.String()
-		rep.Certificate.KeyID = hex.EncodeToString(cert.SubjectKeyId)
+		d := keys.Describe(cert)
+		rep.Certificate.Subject = d.Subject
+		rep.Certificate.KeyID = d.SKID
+		rep.Certificate.Serial = d.Serial
+		rep.Certificate.KeyType = d.KeyType
+		rep.Certificate.NotAfter = d.NotAfter.UTC().Format("2006-01-02")
+		rep.Certificate.Warning = d.Warning()
 		rep.Certificate.Trusted = kernelTrusts(r, cert)
 		rep.Certificate.MOK = mokEnrolled(r, cert)
 	}
@@ -224,6 +233,10 @@ func printStatus(e *env, rep *statusReport) {
 		fmt.Fprintf(w, "certificate: %s (cannot tell our signatures from others)\n", strings.TrimPrefix(c.Error, "certificate: "))
 	} else {
 		fmt.Fprintf(w, "certificate: %s (%s, key id %s): trusted by the running kernel: %s; MOK: %s\n", c.Path, c.Subject, c.KeyID, c.Trusted, c.MOK)
+		fmt.Fprintf(w, "certificate: %s, serial %s, valid until %s\n", c.KeyType, c.Serial, c.NotAfter)
+		if c.Warning != "" {
+			fmt.Fprintf(w, "warning: %s\n", c.Warning)
+		}
 	}
 	if len(rep.Packages) == 0 {
 		fmt.Fprintf(w, "no DKMS packages\n")

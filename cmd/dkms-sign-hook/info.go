@@ -60,6 +60,9 @@ func printInfo(w io.Writer, info *sign.Info) {
 	}
 	field("filename", info.Path)
 	field("compression", info.Compression)
+	if info.ContainerProblem != "" {
+		field("warning", info.ContainerProblem+": in-kernel decompression refuses it; `dkms-sign-hook sign` rewrites it")
+	}
 	if !info.Signed() {
 		field("sig_id", "none (unsigned)")
 		return

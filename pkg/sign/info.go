@@ -17,6 +17,9 @@ import (
 type Info struct {
 	Path        string `json:"path"`
 	Compression string `json:"compression"`
+	// ContainerProblem says why the kernel's own decompressor would refuse
+	// a compressed module as it is (kmod may still decompress it itself).
+	ContainerProblem string `json:"container_problem,omitempty"`
 	// Size is the decompressed module size, UnsignedSize without signatures.
 	Size         int64 `json:"size"`
 	UnsignedSize int64 `json:"unsigned_size"`
@@ -70,6 +73,9 @@ func InspectFile(path string) (*Info, error) {
 
 func (m *module) info() *Info {
 	info := &Info{Path: m.path, Compression: m.format.String(), Size: m.size, UnsignedSize: m.unsignedLen()}
+	if m.format != modfile.None && !m.container.KernelReady {
+		info.ContainerProblem = m.container.Why
+	}
 	for i := len(m.segs) - 1; i >= 0; i-- {
 		info.Signatures = append(info.Signatures, describeSegment(m.segs[i]))
 	}

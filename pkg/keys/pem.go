@@ -72,7 +72,10 @@ func decodeKeyBlock(block *pem.Block, what string, o *Options) (crypto.Signer, e
 		}
 		defer wipe(pass)
 		if legacy {
-			der, err = x509.DecryptPEMBlock(block, pass) //nolint:staticcheck
+			// Keys made by older openssl (genrsa -aes256) still use it; they
+			// are local files, so no padding oracle is exposed.
+			//lint:ignore SA1019 reading legacy "Proc-Type: 4,ENCRYPTED" keys is the point
+			der, err = x509.DecryptPEMBlock(block, pass)
 			if err != nil {
 				if errors.Is(err, x509.IncorrectPasswordError) {
 					return nil, fmt.Errorf("%w (from %s)", ErrWrongPassphrase, source)

@@ -6,8 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
 
 // Build is one <tree>/<module>/<version>/<kernelver>/<arch>/module directory.
@@ -137,19 +138,6 @@ func AllBuilds(tree string) ([]Build, error) {
 	return out, nil
 }
 
-// ModuleSuffixes are the module file name endings DKMS produces.
-var ModuleSuffixes = []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"}
-
-// IsModuleName reports whether name ends in one of ModuleSuffixes.
-func IsModuleName(name string) bool {
-	for _, s := range ModuleSuffixes {
-		if strings.HasSuffix(name, s) && len(name) > len(s) {
-			return true
-		}
-	}
-	return false
-}
-
 // Skipped is a module-looking entry that ModuleFiles refused to touch.
 type Skipped struct {
 	Path, Why string
@@ -175,7 +163,7 @@ func ModuleFiles(dir string) (files []string, skipped []Skipped, err error) {
 		return nil, nil, fmt.Errorf("module directory: %w", err)
 	}
 	for _, e := range ents {
-		if !IsModuleName(e.Name()) {
+		if !modfile.IsModule(e.Name()) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
@@ -199,16 +187,10 @@ func (r Roots) InstalledDir(kver string) string {
 // InstalledModule returns the installed copy of a built module file (same
 // name, any module suffix) under InstalledDir(kver), or "" if none.
 func (r Roots) InstalledModule(kver, builtName string) string {
-	base := builtName
-	for _, s := range ModuleSuffixes {
-		if strings.HasSuffix(builtName, s) {
-			base = strings.TrimSuffix(builtName, s)
-			break
-		}
-	}
+	base, _, _ := modfile.Stem(builtName)
 	dir := r.InstalledDir(kver)
-	for _, s := range ModuleSuffixes {
-		p := filepath.Join(dir, base+s)
+	for _, f := range modfile.Formats {
+		p := filepath.Join(dir, base+f.Suffix())
 		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
 			return p
 		}

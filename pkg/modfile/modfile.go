@@ -36,30 +36,33 @@ func (f Format) Ext() string {
 	return [...]string{"", ".xz", ".zst", ".gz"}[f]
 }
 
-// IsModule reports whether name is a kernel module file name this package handles.
-func IsModule(name string) bool {
-	_, ok := formatOfName(name)
-	return ok
+// Suffix is the whole module file name ending: ".ko", ".ko.xz", ...
+func (f Format) Suffix() string { return ".ko" + f.Ext() }
+
+// Formats lists every format a module file may have.
+var Formats = []Format{None, XZ, Zstd, Gzip}
+
+// Stem returns name without its module suffix ("foo" for "foo.ko.xz"), its
+// format, and whether name is a module file name at all.
+func Stem(name string) (stem string, f Format, ok bool) {
+	for _, f := range Formats {
+		if s, found := strings.CutSuffix(name, f.Suffix()); found && s != "" {
+			return s, f, true
+		}
+	}
+	return name, None, false
 }
 
-func formatOfName(name string) (Format, bool) {
-	switch {
-	case strings.HasSuffix(name, ".ko"):
-		return None, true
-	case strings.HasSuffix(name, ".ko.xz"):
-		return XZ, true
-	case strings.HasSuffix(name, ".ko.zst"):
-		return Zstd, true
-	case strings.HasSuffix(name, ".ko.gz"):
-		return Gzip, true
-	}
-	return None, false
+// IsModule reports whether name is a kernel module file name this package handles.
+func IsModule(name string) bool {
+	_, _, ok := Stem(name)
+	return ok
 }
 
 // FormatOf returns the format a file name promises: .ko.xz is xz, and so on.
 // A name that is not a module's is taken as an uncompressed module.
 func FormatOf(name string) Format {
-	f, _ := formatOfName(name)
+	_, f, _ := Stem(name)
 	return f
 }
 

@@ -44,7 +44,7 @@ func ParseHash(name string) (crypto.Hash, error) {
 	return 0, fmt.Errorf("unknown hash %q (use one of %s)", name, strings.Join(HashNames(), ", "))
 }
 
-// HashNames lists the hashes that may be used for new signatures, strongest-first order aside.
+// HashNames lists, sorted, the hashes that new signatures may use.
 func HashNames() []string {
 	var names []string
 	for _, a := range hashAlgs {

@@ -79,16 +79,6 @@ func (s *Signer) PKCS7(module io.Reader) ([]byte, error) {
 	return marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), sig)
 }
 
-// Signature returns what sign-file appends to an unsigned module: the PKCS#7
-// blob, struct module_signature and the magic string.
-func (s *Signer) Signature(module io.Reader) ([]byte, error) {
-	blob, err := s.PKCS7(module)
-	if err != nil {
-		return nil, err
-	}
-	return append(blob, Trailer(len(blob))...), nil
-}
-
 // Result says what SignFile did.
 type Result struct {
 	Path   string

@@ -396,10 +396,9 @@ func (r *rig) status() map[string]any {
 	return st
 }
 
-// TestHookRoute: enable PKG links /etc/dkms/dshtest.conf to the shared
-// override; DKMS runs the hook as POST_BUILD.
-func TestHookRoute(t *testing.T) {
-	r := newRig(t)
+// eachCompression runs f twice: with plain modules, and with DKMS
+// compressing them with xz, as for a kernel whose modules are compressed.
+func (r *rig) eachCompression(t *testing.T, f func(t *testing.T, name string)) {
 	for _, compress := range []bool{false, true} {
 		name := "plain"
 		if compress {
@@ -408,86 +407,87 @@ func TestHookRoute(t *testing.T) {
 		r.compress = compress
 		t.Run(name, func(t *testing.T) {
 			r.t = t
-			// Without the hook: DKMS's own signature only (the baseline).
-			_, plain := r.dkmsInstall()
-			built, installed := r.modules()
-			mok := r.mokCert()
-			r.assertSignedBy(built, mok, mokCN)
-			r.assertSignedBy(installed, mok, mokCN)
-			if _, err := sign.VerifyFile(built, []*x509.Certificate{r.cert}); !errors.Is(err, sign.ErrUnknownKey) {
-				t.Errorf("without the hook: verify against the test key = %v, want ErrUnknownKey", err)
-			}
-			r.dkmsRemove()
-
-			// With the hook.
-			out, hooked := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
-			t.Logf("dkms build (%s): %v without the hook, %v with it", name, plain.Round(time.Millisecond), hooked.Round(time.Millisecond))
-			if !strings.Contains(out, "dkms-sign-hook: info: signed file="+built) {
-				t.Errorf("dkms build output does not show the hook signing %s:\n%s", built, out)
-			}
-			r.assertSignedBy(built, r.cert, testCN)
-			r.assertSignedBy(installed, r.cert, testCN)
-			r.assertNoStray()
-			r.assertPostBuildRan()
-			r.assertLogged(built)
-			if r.suffix != ".xz" && r.compress {
-				t.Errorf("DKMS compressed with %q, want .xz", r.suffix)
-			}
-			if r.suffix == ".xz" {
-				// DKMS compresses with plain `xz` (CRC64, refused by the kernel's
-				// own decompressor); the hook re-compresses with CRC32.
-				if got := xzCheck(t, installed); got != "CRC32" {
-					t.Errorf("%s: xz check %s, want CRC32 (in-kernel decompression refuses CRC64)", installed, got)
-				}
-			}
-			r.assertStatus(built, installed, "override")
-			r.dkmsRemove()
-
-			// Disabled again: DKMS's own signature only.
-			r.tool("disable", "--override", r.override, pkg)
-			r.dkmsInstall()
-			r.assertSignedBy(built, r.mokCert(), mokCN)
-			r.assertSignedBy(installed, r.mokCert(), mokCN)
-			r.assertPostBuildRan()
-			r.dkmsRemove()
+			f(t, name)
 		})
 	}
+}
+
+// TestHookRoute: enable PKG links /etc/dkms/dshtest.conf to the shared
+// override; DKMS runs the hook as POST_BUILD.
+func TestHookRoute(t *testing.T) {
+	r := newRig(t)
+	r.eachCompression(t, func(t *testing.T, name string) {
+		// Without the hook: DKMS's own signature only (the baseline).
+		_, plain := r.dkmsInstall()
+		built, installed := r.modules()
+		mok := r.mokCert()
+		r.assertSignedBy(built, mok, mokCN)
+		r.assertSignedBy(installed, mok, mokCN)
+		if _, err := sign.VerifyFile(built, []*x509.Certificate{r.cert}); !errors.Is(err, sign.ErrUnknownKey) {
+			t.Errorf("without the hook: verify against the test key = %v, want ErrUnknownKey", err)
+		}
+		r.dkmsRemove()
+
+		// With the hook.
+		out, hooked := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
+		t.Logf("dkms build (%s): %v without the hook, %v with it", name, plain.Round(time.Millisecond), hooked.Round(time.Millisecond))
+		if !strings.Contains(out, "dkms-sign-hook: info: signed file="+built) {
+			t.Errorf("dkms build output does not show the hook signing %s:\n%s", built, out)
+		}
+		r.assertSignedBy(built, r.cert, testCN)
+		r.assertSignedBy(installed, r.cert, testCN)
+		r.assertNoStray()
+		r.assertPostBuildRan()
+		r.assertLogged(built)
+		if r.suffix != ".xz" && r.compress {
+			t.Errorf("DKMS compressed with %q, want .xz", r.suffix)
+		}
+		if r.suffix == ".xz" {
+			// DKMS compresses with plain `xz` (CRC64, refused by the kernel's
+			// own decompressor); the hook re-compresses with CRC32.
+			if got := xzCheck(t, installed); got != "CRC32" {
+				t.Errorf("%s: xz check %s, want CRC32 (in-kernel decompression refuses CRC64)", installed, got)
+			}
+		}
+		r.assertStatus(built, installed, "override")
+		r.dkmsRemove()
+
+		// Disabled again: DKMS's own signature only.
+		r.tool("disable", "--override", r.override, pkg)
+		r.dkmsInstall()
+		r.assertSignedBy(built, r.mokCert(), mokCN)
+		r.assertSignedBy(installed, r.mokCert(), mokCN)
+		r.assertPostBuildRan()
+		r.dkmsRemove()
+	})
 }
 
 // TestFrameworkRoute: enable --framework writes the framework.conf.d drop-in;
 // DKMS signs with sign_file = the binary's sign-file name.
 func TestFrameworkRoute(t *testing.T) {
 	r := newRig(t)
-	for _, compress := range []bool{false, true} {
-		name := "plain"
-		if compress {
-			name = "xz"
+	r.eachCompression(t, func(t *testing.T, name string) {
+		r.tool("enable", "--framework", "--sign-file", r.signFile)
+		out, took := r.dkmsInstall()
+		t.Logf("dkms build (%s, framework route): %v", name, took.Round(time.Millisecond))
+		if !strings.Contains(out, "Sign command: "+r.signFile) {
+			t.Errorf("DKMS did not use our sign-file:\n%s", out)
 		}
-		r.compress = compress
-		t.Run(name, func(t *testing.T) {
-			r.t = t
-			r.tool("enable", "--framework", "--sign-file", r.signFile)
-			out, took := r.dkmsInstall()
-			t.Logf("dkms build (%s, framework route): %v", name, took.Round(time.Millisecond))
-			if !strings.Contains(out, "Sign command: "+r.signFile) {
-				t.Errorf("DKMS did not use our sign-file:\n%s", out)
-			}
-			built, installed := r.modules()
-			r.assertSignedBy(built, r.cert, testCN)
-			r.assertSignedBy(installed, r.cert, testCN)
-			r.assertNoStray()
-			r.assertPostBuildRan()
-			r.assertStatus(built, installed, "framework")
-			if r.suffix == ".xz" {
-				t.Logf("framework route: DKMS compressed %s with xz check %s", installed, xzCheck(t, installed))
-			}
-			r.dkmsRemove()
-			r.tool("disable", "--framework")
-			if _, err := os.Lstat(dropIn()); err == nil {
-				t.Errorf("%s still exists after disable --framework", dropIn())
-			}
-		})
-	}
+		built, installed := r.modules()
+		r.assertSignedBy(built, r.cert, testCN)
+		r.assertSignedBy(installed, r.cert, testCN)
+		r.assertNoStray()
+		r.assertPostBuildRan()
+		r.assertStatus(built, installed, "framework")
+		if r.suffix == ".xz" {
+			t.Logf("framework route: DKMS compressed %s with xz check %s", installed, xzCheck(t, installed))
+		}
+		r.dkmsRemove()
+		r.tool("disable", "--framework")
+		if _, err := os.Lstat(dropIn()); err == nil {
+			t.Errorf("%s still exists after disable --framework", dropIn())
+		}
+	})
 }
 
 // TestKeyAbsent: the key on removable media is not plugged in. The build

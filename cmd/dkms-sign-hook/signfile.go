@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -137,7 +137,7 @@ func runSignFile(e *env, args []string) error {
 }
 
 func writeP7S(path string, blob []byte) error {
-	err := modfile.Create(path, 0o644, func(w io.Writer) error {
+	err := atomicfile.Create(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(blob)
 		return err
 	})

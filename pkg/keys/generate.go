@@ -22,6 +22,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/youmark/pkcs8"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 )
 
 // GenerateOptions describe a new signing key and its certificate. Zero
@@ -270,36 +272,14 @@ func WriteKeyPair(dir string, g *Generated) (KeyPairFiles, error) {
 	return f, syncDir(dir)
 }
 
-// WriteNewFile writes a new file atomically: temp file, fsync, then link(2) to
-// the final name, which fails rather than replace an existing file.
+// WriteNewFile writes a new file atomically (atomicfile.CreateNew), failing
+// with ErrExists rather than replace an existing file.
 func WriteNewFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
+	err := atomicfile.CreateNew(path, data, mode)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s: %w", path, ErrExists)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s: %w", path, ErrExists)
-		}
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 func syncDir(dir string) error {

@@ -3,7 +3,6 @@ package modfile
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,40 +81,6 @@ func TestReadRefusesMismatch(t *testing.T) {
 	os.WriteFile(p, buf.Bytes(), 0o644)
 	if _, _, err := Read(p, DefaultLimit); err == nil {
 		t.Fatal("a gzip file named .ko.zst was accepted")
-	}
-}
-
-// TestReplaceKeepsOriginalOnError: a failing writer leaves the file and no
-// temporary file behind.
-func TestReplaceKeepsOriginalOnError(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "m.ko")
-	os.WriteFile(p, []byte("original"), 0o640)
-	boom := errors.New("boom")
-	f, st, err := Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	err = Replace(p, st, func(w io.Writer) error {
-		w.Write([]byte("half"))
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("err = %v", err)
-	}
-	if b, _ := os.ReadFile(p); string(b) != "original" {
-		t.Fatalf("file is %q", b)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Fatalf("%d entries left in the directory", len(entries))
-	}
-	if err := Replace(p, st, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
-		t.Fatal(err)
-	}
-	st, _ = os.Stat(p)
-	if b, _ := os.ReadFile(p); string(b) != "new" || st.Mode().Perm() != 0o640 {
-		t.Fatalf("after Replace: %q %v", b, st.Mode())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
 
@@ -161,7 +162,7 @@ func StripFile(path string) (int, error) {
 		return 0, nil
 	}
 	n := m.unsignedLen()
-	err = modfile.Replace(path, m.st, func(w io.Writer) error {
+	err = atomicfile.Replace(path, m.st, func(w io.Writer) error {
 		if m.format == modfile.None {
 			_, err := io.Copy(w, io.NewSectionReader(m.content, 0, n))
 			return err

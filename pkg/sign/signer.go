@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
 
@@ -193,9 +194,9 @@ func (m *module) writeSigned(dst string, makeBlob func(module io.Reader) ([]byte
 	}
 	var err error
 	if dst == m.path {
-		err = modfile.Replace(dst, m.st, write)
+		err = atomicfile.Replace(dst, m.st, write)
 	} else {
-		err = modfile.Create(dst, m.st.Mode().Perm(), write)
+		err = atomicfile.Create(dst, m.st.Mode().Perm(), write)
 	}
 	var be blobError
 	if errors.As(err, &be) {

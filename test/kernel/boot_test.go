@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -17,13 +16,6 @@ type load struct {
 	id     int
 	method string
 	file   string // name inside the initramfs directory /m
-}
-
-// A verdict is the answer to one load, parsed from the serial console.
-type verdict struct {
-	exit int    // exit status of the loader
-	err  string // error text ("OK" on success), as strerror(3) prints it
-	log  string // console lines between this load's marker and the next
 }
 
 // initScript is /init: it loads every module, printing one parseable line
@@ -56,63 +48,6 @@ load() {
 	}
 	b.WriteString("echo \"=== DONE\"\nreboot -f\n")
 	return b.String()
-}
-
-var (
-	verdictRE = regexp.MustCompile(`^VERDICT (\d+) exit=(\d+) ?(.*)$`)
-	loadRE    = regexp.MustCompile(`^=== LOAD (\d+) `)
-)
-
-// parseConsole extracts each load's verdict and console log. Loads with no
-// VERDICT line are missing from the map.
-func parseConsole(console string) map[int]*verdict {
-	out := map[int]*verdict{}
-	var cur *strings.Builder
-	logs := map[int]*strings.Builder{}
-	for _, line := range strings.Split(strings.ReplaceAll(console, "\r", ""), "\n") {
-		if m := loadRE.FindStringSubmatch(line); m != nil {
-			var id int
-			fmt.Sscan(m[1], &id)
-			cur = &strings.Builder{}
-			logs[id] = cur
-		}
-		if strings.HasPrefix(line, "=== DONE") {
-			cur = nil
-		}
-		if cur != nil {
-			cur.WriteString(line + "\n")
-		}
-		m := verdictRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		var id, exit int
-		fmt.Sscan(m[1], &id)
-		fmt.Sscan(m[2], &exit)
-		out[id] = &verdict{exit: exit, err: errText(exit, m[3])}
-	}
-	for id, v := range out {
-		if l, ok := logs[id]; ok {
-			v.log = l.String()
-		}
-	}
-	return out
-}
-
-// errText turns a loader's output into the error text: the finit helper
-// prints "rc=-1 errno=129 err=Key was rejected by service"; kmod prints
-// "insmod: ERROR: could not insert module /m/x.ko: Key was rejected by service".
-func errText(exit int, out string) string {
-	if i := strings.Index(out, " err="); i >= 0 {
-		return out[i+len(" err="):]
-	}
-	if exit == 0 {
-		return "OK"
-	}
-	if i := strings.LastIndex(out, ": "); i >= 0 {
-		return out[i+2:]
-	}
-	return out
 }
 
 // boot boots kernel with initrd under QEMU (TCG; no KVM needed) and returns

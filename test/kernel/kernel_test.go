@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/initramfs"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 )
 
@@ -88,18 +89,18 @@ func TestKernel(t *testing.T) {
 			if v == nil {
 				t.Fatalf("no verdict for %s on the %s kernel; console:\n%s", filepath.Base(p.path), p.kernel, tail(res.console, 60))
 			}
-			if v.err != p.want {
+			if v.Err != p.want {
 				t.Errorf("%s of %s on the %s kernel: got %q, want %q\nconsole:\n%s",
-					p.method, filepath.Base(p.path), p.kernel, v.err, p.want, v.log)
+					p.method, filepath.Base(p.path), p.kernel, v.Err, p.want, v.Log)
 			}
-			if (v.exit == 0) != (p.want == OK) {
-				t.Errorf("loader exit status %d, want success=%v\nconsole:\n%s", v.exit, p.want == OK, v.log)
+			if (v.Exit == 0) != (p.want == OK) {
+				t.Errorf("loader exit status %d, want success=%v\nconsole:\n%s", v.Exit, p.want == OK, v.Log)
 			}
-			if p.klog != "" && !strings.Contains(v.log, p.klog) {
-				t.Errorf("the kernel did not log %q\nconsole:\n%s", p.klog, v.log)
+			if p.klog != "" && !strings.Contains(v.Log, p.klog) {
+				t.Errorf("the kernel did not log %q\nconsole:\n%s", p.klog, v.Log)
 			}
-			if v.exit == 0 && !strings.Contains(v.log, "dshtest: loaded") {
-				t.Errorf("loader succeeded but the module's init did not print\nconsole:\n%s", v.log)
+			if v.Exit == 0 && !strings.Contains(v.Log, "dshtest: loaded") {
+				t.Errorf("loader succeeded but the module's init did not print\nconsole:\n%s", v.Log)
 			}
 		})
 	}
@@ -144,7 +145,7 @@ func TestKernel(t *testing.T) {
 
 // A bootResult is one kernel variant's boot.
 type bootResult struct {
-	verdicts map[int]*verdict
+	verdicts map[int]*initramfs.Verdict
 	console  string
 	err      error
 	took     time.Duration
@@ -170,7 +171,7 @@ func bootAll(t *testing.T, b *bench, byKernel map[string][]load, modules map[str
 			defer wg.Done()
 			t0 := time.Now()
 			console, err := boot(context.Background(), b.k.BzImage(v), initrd)
-			r := &bootResult{verdicts: parseConsole(console), console: console, err: err, took: time.Since(t0)}
+			r := &bootResult{verdicts: initramfs.ParseVerdicts(console), console: console, err: err, took: time.Since(t0)}
 			mu.Lock()
 			results[v] = r
 			mu.Unlock()

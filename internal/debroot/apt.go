@@ -32,7 +32,7 @@ func aptConfig(t testing.TB, release string) string {
 	if _, err := os.Stat(status); err != nil {
 		os.WriteFile(status, nil, 0o644)
 	}
-	sources := fmt.Sprintf("deb [signed-by=%s] %s %s main\n", Keyring, Mirror, release)
+	sources := sourcesList(release, "signed-by="+Keyring)
 	conf := fmt.Sprintf(`Dir::Etc "%[1]s/etc";
 Dir::Etc::main "apt.conf";
 Dir::Etc::Parts "apt.conf.d";
@@ -149,17 +149,20 @@ func fetch(t testing.TB, release, debs string, pkgs, missing []string) {
 }
 
 // updateLists refreshes the release's package lists when they are more than
-// a day old.
+// a day old or were fetched with other sources.
 func updateLists(t testing.TB, release string) {
 	t.Helper()
 	mark := filepath.Join(aptDir(release), "state", "updated")
+	sources := sourcesList(release, "signed-by="+Keyring)
 	if st, err := os.Stat(mark); err == nil && time.Since(st.ModTime()) < 24*time.Hour {
-		return
+		if old, _ := os.ReadFile(mark); string(old) == sources {
+			return
+		}
 	}
 	if out, err := apt(t, release, "/", "apt-get", "-q", "update"); err != nil {
 		t.Fatalf("debroot: apt-get update (%s, private configuration): %v\n%s", release, err, out)
 	}
-	if err := os.WriteFile(mark, nil, 0o644); err != nil {
+	if err := os.WriteFile(mark, []byte(sources), 0o644); err != nil {
 		t.Fatalf("debroot: %v", err)
 	}
 }

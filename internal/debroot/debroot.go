@@ -37,6 +37,13 @@ const MaxAge = 7 * 24 * time.Hour
 // Mirror is the Debian archive roots and downloads come from.
 const Mirror = "http://deb.debian.org/debian"
 
+// SecurityMirror is the archive of the stable releases' security updates.
+const SecurityMirror = "http://deb.debian.org/debian-security"
+
+// layout is part of a root's cache key: bump it when roots are made
+// differently (sources, configuration), so old roots are not reused.
+const layout = "2"
+
 // Keyring verifies the archive (package debian-archive-keyring).
 const Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
@@ -98,12 +105,13 @@ func Get(t testing.TB, release string, pkgs ...string) *Root {
 	require(t)
 	checkRelease(t, release)
 	pkgs = slices.Compact(slices.Sorted(slices.Values(pkgs)))
-	sum := sha256.Sum256([]byte(release + "\n" + strings.Join(pkgs, "\n")))
+	sum := sha256.Sum256([]byte(layout + "\n" + release + "\n" + strings.Join(pkgs, "\n")))
 	name := release + "-" + hex.EncodeToString(sum[:6])
 	cache := CacheDir()
 	if err := os.MkdirAll(filepath.Join(cache, "archives", release, "partial"), 0o755); err != nil {
 		t.Fatalf("debroot: %v", err)
 	}
+	sweep(t)
 	r := &Root{Dir: filepath.Join(cache, name), Release: release, Pkgs: pkgs}
 	lock := openLock(t, filepath.Join(cache, name+".lock"))
 	t.Cleanup(func() { lock.Close() })
@@ -220,7 +228,7 @@ func (r *Root) configure(t testing.TB) {
 			"Acquire::Check-Valid-Until \"false\";\nAcquire::Check-Date \"false\";\nAcquire::Retries \"3\";\n" +
 			"Acquire::Languages \"none\";\n",
 		"usr/sbin/policy-rc.d": "#!/bin/sh\n# debroot: no daemons in a test root\nexit 101\n",
-		"etc/apt/sources.list": "deb " + Mirror + " " + r.Release + " main\n",
+		"etc/apt/sources.list": sourcesList(r.Release, ""),
 	}
 	for name, content := range files {
 		p := filepath.Join(r.Dir, name)
@@ -234,6 +242,21 @@ func (r *Root) configure(t testing.TB) {
 	}
 }
 
+// sourcesList is what a machine of that release has: main, and for a stable
+// release its -updates and -security suites (Debian 12's 6.12 kernel
+// source, for one, is only in bookworm-security). opts go in brackets.
+func sourcesList(release, opts string) string {
+	if opts != "" {
+		opts = "[" + opts + "] "
+	}
+	s := "deb " + opts + Mirror + " " + release + " main\n"
+	if release != "sid" {
+		s += "deb " + opts + Mirror + " " + release + "-updates main\n"
+		s += "deb " + opts + SecurityMirror + " " + release + "-security main\n"
+	}
+	return s
+}
+
 // install installs the packages with the root's own apt, the downloads
 // kept in the release's shared archive cache.
 func (r *Root) install(t testing.TB) {
@@ -244,6 +267,55 @@ func (r *Root) install(t testing.TB) {
 		[]string{"DEBIAN_FRONTEND=noninteractive"}, append([]string{"/bin/sh", "-c", script, "install"}, r.Pkgs...))
 	if err != nil {
 		t.Fatalf("debroot: install %s into the %s root: %v\n%s", strings.Join(r.Pkgs, " "), r.Release, err, tail(out, 40))
+	}
+}
+
+// Clone returns a throwaway copy of the root (cp -a, beside the cache) for a
+// test that changes it: installs packages, runs dkms, edits /etc. The cached
+// root stays as Get made it. The copy is removed, mount-safely, when t ends.
+func (r *Root) Clone(t testing.TB) *Root {
+	t.Helper()
+	dir, err := os.MkdirTemp(filepath.Dir(r.Dir), ".clone-"+filepath.Base(r.Dir)+"-")
+	if err != nil {
+		t.Fatalf("debroot: %v", err)
+	}
+	t.Cleanup(func() { removeTree(t, dir) })
+	if out, err := exec.Command("cp", "-a", "--", r.Dir+"/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("debroot: copy the %s: %v\n%s", r, err, out)
+	}
+	return &Root{Dir: dir, Release: r.Release, Pkgs: r.Pkgs}
+}
+
+// sweep removes what killed test runs left (clones and unfinished builds
+// more than a day old: no test runs that long) and roots nobody has asked
+// for since they expired (a changed package set or layout leaves its old
+// root behind), each only when nothing holds its lock.
+func sweep(t testing.TB) {
+	t.Helper()
+	cache := CacheDir()
+	for _, pat := range []string{".clone-*", ".build-*"} {
+		m, _ := filepath.Glob(filepath.Join(cache, pat))
+		for _, d := range m {
+			if st, err := os.Lstat(d); err == nil && st.IsDir() && time.Since(st.ModTime()) > 24*time.Hour {
+				removeTree(t, d)
+			}
+		}
+	}
+	locks, _ := filepath.Glob(filepath.Join(cache, "*.lock"))
+	for _, l := range locks {
+		dir := strings.TrimSuffix(l, ".lock")
+		st, err := os.Stat(filepath.Join(dir, stampName))
+		if err != nil || time.Since(st.ModTime()) < MaxAge+24*time.Hour {
+			continue
+		}
+		f, err := os.OpenFile(l, os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			removeTree(t, dir)
+		}
+		f.Close()
 	}
 }
 

@@ -70,6 +70,18 @@ func TestRoot(t *testing.T) {
 		t.Errorf("BuildTool rebuilt: %s then %s", bin, again)
 	}
 
+	// A clone takes changes; the cached root does not see them.
+	c := r.Clone(t)
+	if out, err := c.Run(t, nil, "/bin/sh", "-c", "echo changed > /etc/debroot-clone"); err != nil {
+		t.Fatalf("Run in the clone: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, "etc/debroot-clone")); err != nil {
+		t.Errorf("the clone did not keep a change: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.Dir, "etc/debroot-clone")); err == nil {
+		t.Errorf("a change in the clone reached the cached root")
+	}
+
 	// The cache is reused: same directory, stamp untouched.
 	r2 := Get(t, "trixie", append([]string{"libc6-dev"}, BuildPkgs...)...)
 	stampAfter, err := os.Stat(filepath.Join(r2.Dir, stampName))

@@ -34,8 +34,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseTrailer -fuzztime $(FUZZTIME) ./pkg/sign
 	$(GO) test -run '^$$' -fuzz FuzzParsePKCS7 -fuzztime $(FUZZTIME) ./pkg/sign
 	$(GO) test -run '^$$' -fuzz FuzzXZParams -fuzztime $(FUZZTIME) ./pkg/modfile
-	for f in FuzzParsePKCS11URI FuzzParsePEMKey FuzzParseCertificate FuzzParseProcKeys; do \
+	for f in FuzzParsePKCS11URI FuzzParsePEMKey FuzzParseCertificate; do \
 		$(GO) test -run '^$$' -fuzz $$f -fuzztime $(FUZZTIME) ./pkg/keys || exit 1; done
+	$(GO) test -run '^$$' -fuzz FuzzParseProcKeys -fuzztime $(FUZZTIME) ./pkg/kerneltrust
 
 deps:
 	./scripts/install-deps.sh

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
@@ -37,13 +36,6 @@ var (
 	defaultSignFile = "/usr/lib/dkms-sign-hook/sign-file"
 )
 
-const (
-	// Markers in the files we write, so we never touch an admin's file.
-	overrideMarker  = "dkms-sign-hook-override"
-	frameworkMarker = "dkms-sign-hook-framework"
-	dropInName      = "dkms-sign-hook.conf"
-)
-
 // sysRoots are the system directories: the real ones, except in tests.
 func sysRoots(e *env) dkmsenv.Roots {
 	if !testRoots {
@@ -52,111 +44,9 @@ func sysRoots(e *env) dkmsenv.Roots {
 	return dkmsenv.Under(e.getenv(rootEnv))
 }
 
-func dropInPath(r dkmsenv.Roots) string {
-	return filepath.Join(r.EtcDKMS, "framework.conf.d", dropInName)
-}
-
-func overridePath(r dkmsenv.Roots, pkg string) string {
-	return filepath.Join(r.EtcDKMS, pkg+".conf")
-}
-
-// fileHas reports whether the file at path (following symlinks) contains s.
-func fileHas(path, s string) bool {
-	b, err := os.ReadFile(path)
-	return err == nil && strings.Contains(string(b), s)
-}
-
-// Override states of /etc/dkms/<pkg>.conf.
-const (
-	ovNone     = "none"     // no override file
-	ovOurs     = "ours"     // a symlink to our shared override
-	ovIncludes = "includes" // the admin's file, which sources our override
-	ovAdmin    = "admin"    // the admin's file, without our hook
-)
-
-// overrideState classifies /etc/dkms/<pkg>.conf. A symlink is ours when it
-// points at the override we are told to use or at any file carrying our
-// marker (e.g. an override installed under another prefix).
-func overrideState(r dkmsenv.Roots, pkg, override string) (state, target string) {
-	p := overridePath(r, pkg)
-	st, err := os.Lstat(p)
-	if err != nil {
-		return ovNone, ""
-	}
-	if st.Mode()&fs.ModeSymlink != 0 {
-		target, _ = os.Readlink(p)
-		if target == override || fileHas(p, overrideMarker) {
-			return ovOurs, target
-		}
-		return ovAdmin, target
-	}
-	if sourcesOverride(p, override) {
-		return ovIncludes, ""
-	}
-	return ovAdmin, ""
-}
-
-// sourcesOverride reports whether the shell file at path has a line that
-// sources our override: ". FILE" or "source FILE", FILE being override or
-// another file carrying our marker. Comments and mere mentions do not count.
-func sourcesOverride(path, override string) bool {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || (f[0] != "." && f[0] != "source") {
-			continue
-		}
-		arg := strings.TrimSuffix(strings.Trim(f[1], `"'`), ";")
-		if arg == override || (filepath.IsAbs(arg) && fileHas(arg, overrideMarker)) {
-			return true
-		}
-	}
-	return false
-}
-
-// shadowingOverrides lists the more specific override files DKMS sources
-// after /etc/dkms/<pkg>.conf, for the package's versions in tree
-// (<pkg>-<version>.conf, <pkg>-<version>-<kernel>.conf,
-// <pkg>-<version>-<kernel>-<arch>.conf; see read_conf in /usr/sbin/dkms),
-// that set POST_BUILD without sourcing our override: they would silently
-// replace ours.
-func shadowingOverrides(r dkmsenv.Roots, tree, pkg, override string) []string {
-	ents, err := os.ReadDir(r.EtcDKMS)
-	if err != nil {
-		return nil
-	}
-	versions, _ := dkmsenv.Versions(tree, pkg)
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		if !strings.HasSuffix(n, ".conf") {
-			continue
-		}
-		for _, v := range versions {
-			stem := pkg + "-" + v
-			if n != stem+".conf" && !strings.HasPrefix(n, stem+"-") {
-				continue
-			}
-			p := filepath.Join(r.EtcDKMS, n)
-			if fileHas(p, "POST_BUILD") && !sourcesOverride(p, override) {
-				out = append(out, p)
-			}
-			break
-		}
-	}
-	return out
-}
-
-// frameworkState reports whether our framework.conf.d drop-in is present.
-func frameworkState(r dkmsenv.Roots) (ours, exists bool) {
-	p := dropInPath(r)
-	if _, err := os.Lstat(p); err != nil {
-		return false, false
-	}
-	return fileHas(p, frameworkMarker), true
+// openHost is the DKMS installation the DKMS commands work on.
+func openHost(e *env, override string) (*dkmsenv.Host, error) {
+	return dkmsenv.OpenHost(sysRoots(e), override)
 }
 
 // loadConfig reads the configuration (--config, DKMS_SIGN_HOOK_CONFIG,

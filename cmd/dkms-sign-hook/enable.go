@@ -32,20 +32,17 @@ func init() {
 
 // dkmsTarget is what enable and disable act on.
 type dkmsTarget struct {
-	roots    dkmsenv.Roots
-	tree     string
-	override string
+	*dkmsenv.Host
 	// overrideFile is the checked shared override (enable only).
 	overrideFile os.FileInfo
 }
 
 func newTarget(e *env, override string) (*dkmsTarget, error) {
-	r := sysRoots(e)
-	tree, err := r.Tree()
+	h, err := openHost(e, override)
 	if err != nil {
 		return nil, err
 	}
-	return &dkmsTarget{roots: r, tree: tree, override: override}, nil
+	return &dkmsTarget{Host: h}, nil
 }
 
 func runEnable(e *env, args []string) error {
@@ -71,15 +68,15 @@ func runEnable(e *env, args []string) error {
 	}
 	pkgs := fs.Args()
 	if *all {
-		if pkgs, err = dkmsenv.Packages(t.tree); err != nil {
+		if pkgs, err = dkmsenv.Packages(t.Tree); err != nil {
 			return err
 		}
 		if len(pkgs) == 0 {
-			fmt.Fprintf(e.stdout, "no DKMS packages in %s yet\n", t.tree)
+			fmt.Fprintf(e.stdout, "no DKMS packages in %s yet\n", t.Tree)
 		}
 	}
 	if len(pkgs) > 0 {
-		if t.overrideFile, err = checkOverrideFile(t.override); err != nil {
+		if t.overrideFile, err = checkOverrideFile(t.Override); err != nil {
 			return err
 		}
 	}
@@ -141,55 +138,55 @@ func checkOverrideFile(p string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shared override %s: %w", p, err)
 	}
-	if !strings.Contains(string(b), overrideMarker) {
-		return nil, fmt.Errorf("%s is not dkms-sign-hook's override file (no %q marker)", p, overrideMarker)
+	if !strings.Contains(string(b), dkmsenv.OverrideMarker) {
+		return nil, fmt.Errorf("%s is not dkms-sign-hook's override file (no %q marker)", p, dkmsenv.OverrideMarker)
 	}
 	return st, nil
 }
 
 // mergeLine is what an admin adds to an override file of their own.
-func (t *dkmsTarget) mergeLine() string { return ". " + t.override }
+func (t *dkmsTarget) mergeLine() string { return ". " + t.Override }
 
 func (t *dkmsTarget) enable(e *env, pkg string) error {
 	if err := dkmsenv.ValidName("package", pkg); err != nil {
 		return err
 	}
-	if !dkmsenv.IsPackage(t.tree, pkg) {
-		return withHint(fmt.Errorf("%s: no DKMS package %q in %s", pkg, pkg, t.tree), "`dkms status` lists the packages; add it with `dkms add` first")
+	if !dkmsenv.IsPackage(t.Tree, pkg) {
+		return withHint(fmt.Errorf("%s: no DKMS package %q in %s", pkg, pkg, t.Tree), "`dkms status` lists the packages; add it with `dkms add` first")
 	}
-	p := overridePath(t.roots, pkg)
-	switch state, target := overrideState(t.roots, pkg, t.override); state {
-	case ovOurs:
-		if target != t.override {
+	p := t.OverridePath(pkg)
+	switch state, target := t.OverrideState(pkg); state {
+	case dkmsenv.OverrideOurs:
+		if target != t.Override {
 			fmt.Fprintf(e.stdout, "%s: already enabled (%s -> %s)\n", pkg, p, target)
 		} else {
 			fmt.Fprintf(e.stdout, "%s: already enabled\n", pkg)
 		}
 		t.warnShadowed(e, pkg)
 		return nil
-	case ovIncludes:
+	case dkmsenv.OverrideIncludes:
 		fmt.Fprintf(e.stdout, "%s: already enabled by %s (your file, which includes the hook)\n", pkg, p)
 		return nil
-	case ovAdmin:
+	case dkmsenv.OverrideAdmin:
 		return withHint(fmt.Errorf("%s: %s exists and was not written by dkms-sign-hook; left untouched", pkg, p),
 			fmt.Sprintf("to sign %s, add this line at the end of %s: %s", pkg, p, t.mergeLine()))
 	}
-	if err := symlinkAtomic(t.override, p); err != nil {
+	if err := symlinkAtomic(t.Override, p); err != nil {
 		return fmt.Errorf("%s: %w", pkg, err)
 	}
 	// What DKMS will source is the file that was checked.
 	if st, err := os.Stat(p); err != nil || !os.SameFile(st, t.overrideFile) {
 		os.Remove(p)
-		return fmt.Errorf("%s: %s -> %s does not lead to the checked override file; link removed", pkg, p, t.override)
+		return fmt.Errorf("%s: %s -> %s does not lead to the checked override file; link removed", pkg, p, t.Override)
 	}
-	fmt.Fprintf(e.stdout, "%s: enabled (%s -> %s)\n", pkg, p, t.override)
+	fmt.Fprintf(e.stdout, "%s: enabled (%s -> %s)\n", pkg, p, t.Override)
 	t.warnShadowed(e, pkg)
 	return nil
 }
 
 // warnShadowed warns about more specific overrides that set POST_BUILD.
 func (t *dkmsTarget) warnShadowed(e *env, pkg string) {
-	for _, s := range shadowingOverrides(t.roots, t.tree, pkg, t.override) {
+	for _, s := range t.Shadowing(pkg) {
 		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: %s sets POST_BUILD and is read after %s.conf, so the hook will not run for what it covers; add this line at its end: %s\n",
 			s, pkg, t.mergeLine())
 	}
@@ -215,8 +212,9 @@ func (t *dkmsTarget) enableFramework(e *env, cfgPath, signFile string) error {
 	if err != nil {
 		return err
 	}
-	p := dropInPath(t.roots)
-	ours, exists := frameworkState(t.roots)
+	p := t.DropInPath()
+	fw := t.FrameworkState()
+	ours, exists := fw == dkmsenv.FrameworkOurs, fw != dkmsenv.FrameworkAbsent
 	if exists && !ours {
 		return fmt.Errorf("%s exists and was not written by dkms-sign-hook; left untouched", p)
 	}
@@ -250,7 +248,7 @@ func (t *dkmsTarget) enableFramework(e *env, cfgPath, signFile string) error {
 sign_file=%s
 mok_signing_key=%s
 mok_certificate=%s
-`, frameworkMarker, quoteShell(signFile), quoteShell(cfg.Key), quoteShell(cfg.Certificate))
+`, dkmsenv.FrameworkMarker, quoteShell(signFile), quoteShell(cfg.Key), quoteShell(cfg.Certificate))
 	if exists {
 		if b, _ := os.ReadFile(p); string(b) == content {
 			fmt.Fprintf(e.stdout, "framework route: already enabled (%s)\n", p)
@@ -349,13 +347,13 @@ func runDisable(e *env, args []string) error {
 	}
 	pkgs := fs.Args()
 	if *all {
-		links, _ := filepath.Glob(filepath.Join(t.roots.EtcDKMS, "*.conf"))
+		links, _ := filepath.Glob(filepath.Join(t.Roots.EtcDKMS(), "*.conf"))
 		for _, l := range links {
 			pkg := strings.TrimSuffix(filepath.Base(l), ".conf")
 			if pkg == "framework" {
 				continue
 			}
-			if st, _ := overrideState(t.roots, pkg, t.override); st == ovOurs {
+			if st, _ := t.OverrideState(pkg); st == dkmsenv.OverrideOurs {
 				pkgs = append(pkgs, pkg)
 			}
 		}
@@ -378,15 +376,15 @@ func (t *dkmsTarget) disable(e *env, pkg string) error {
 	if err := dkmsenv.ValidName("package", pkg); err != nil {
 		return err
 	}
-	p := overridePath(t.roots, pkg)
-	switch state, _ := overrideState(t.roots, pkg, t.override); state {
-	case ovNone:
+	p := t.OverridePath(pkg)
+	switch state, _ := t.OverrideState(pkg); state {
+	case dkmsenv.OverrideNone:
 		fmt.Fprintf(e.stdout, "%s: not enabled\n", pkg)
 		return nil
-	case ovIncludes:
+	case dkmsenv.OverrideIncludes:
 		return withHint(fmt.Errorf("%s: %s is your own file; left untouched", pkg, p),
 			fmt.Sprintf("remove the line %q from it to stop signing %s", t.mergeLine(), pkg))
-	case ovAdmin:
+	case dkmsenv.OverrideAdmin:
 		fmt.Fprintf(e.stdout, "%s: not enabled (%s is not dkms-sign-hook's; left untouched)\n", pkg, p)
 		return nil
 	}
@@ -398,8 +396,9 @@ func (t *dkmsTarget) disable(e *env, pkg string) error {
 }
 
 func (t *dkmsTarget) disableFramework(e *env, explicit bool) error {
-	p := dropInPath(t.roots)
-	ours, exists := frameworkState(t.roots)
+	p := t.DropInPath()
+	fw := t.FrameworkState()
+	ours, exists := fw == dkmsenv.FrameworkOurs, fw != dkmsenv.FrameworkAbsent
 	switch {
 	case !exists:
 		if explicit {

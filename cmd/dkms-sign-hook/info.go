@@ -11,7 +11,7 @@ import (
 func init() {
 	register(&command{
 		name:  "info",
-		usage: "[--json] MODULE...",
+		usage: "[--json] [--cert CERT...] MODULE...",
 		short: "show module signatures (modinfo's fields, plus SKID, SHA-3 and stacked signatures)",
 		run:   runInfo,
 	})
@@ -21,15 +21,21 @@ func runInfo(e *env, args []string) error {
 	c := commands["info"]
 	fs := newFlags(c, e)
 	asJSON := fs.Bool("json", false, "print one JSON object per module")
+	var certPaths stringList
+	fs.Var(&certPaths, "cert", "certificate to check the signature against, for its state (repeatable; without one, a signature's state is unknown-key)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usagef("no module given")
 	}
+	certs, err := loadCertificates(certPaths)
+	if err != nil {
+		return err
+	}
 	failed := 0
 	for i, path := range fs.Args() {
-		info, err := sign.InspectFile(path)
+		info, _, err := sign.Check(path, certs)
 		if err != nil {
 			failed++
 			reportModuleError(e, c, path, err)
@@ -43,7 +49,7 @@ func runInfo(e *env, args []string) error {
 		if i > 0 {
 			fmt.Fprintln(e.stdout)
 		}
-		printInfo(e.stdout, info)
+		printInfo(e.stdout, info, len(certs) > 0)
 	}
 	if failed > 0 {
 		return errSilent
@@ -51,8 +57,9 @@ func runInfo(e *env, args []string) error {
 	return nil
 }
 
-// printInfo prints modinfo-style "field: value" lines.
-func printInfo(w io.Writer, info *sign.Info) {
+// printInfo prints modinfo-style "field: value" lines; the state only when
+// checked against certificates.
+func printInfo(w io.Writer, info *sign.Info, checked bool) {
 	field := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(w, "%-14s%s\n", k+":", v)
@@ -60,6 +67,9 @@ func printInfo(w io.Writer, info *sign.Info) {
 	}
 	field("filename", info.Path)
 	field("compression", info.Compression)
+	if checked {
+		field("state", string(info.State))
+	}
 	if info.ContainerProblem != "" {
 		field("warning", info.ContainerProblem+": in-kernel decompression refuses it; `dkms-sign-hook sign` rewrites it")
 	}

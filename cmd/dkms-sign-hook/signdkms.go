@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
@@ -184,8 +183,8 @@ func depmod(e *env, r dkmsenv.Roots, kver string) error {
 		return fmt.Errorf("depmod %s: depmod not found (apt-get install kmod)", kver)
 	}
 	args := []string{kver}
-	if base := strings.TrimSuffix(r.Modules, "/lib/modules"); base != "" && base != r.Modules {
-		args = []string{"-b", base, kver}
+	if !r.Live() {
+		args = []string{"-b", r.Path("/"), kver}
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Env = childEnv()

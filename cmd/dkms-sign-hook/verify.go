@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -26,17 +25,6 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-// verdict is one module's line of verify output.
-type verdict struct {
-	Path   string `json:"path"`
-	Status string `json:"status"` // ok, unsigned, unknown-key, bad-signature, malformed, unsupported, error
-	Error  string `json:"error,omitempty"`
-	Signer string `json:"signer,omitempty"`
-	Hash   string `json:"sig_hashalgo,omitempty"`
-	// Signatures counts the appended signatures (the kernel checks the last).
-	Signatures int `json:"signatures"`
-}
-
 func runVerify(e *env, args []string) error {
 	c := commands["verify"]
 	fs := newFlags(c, e)
@@ -52,29 +40,29 @@ func runVerify(e *env, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("no module given")
 	}
-	var certs []*x509.Certificate
-	for _, p := range certPaths {
-		cert, err := keys.LoadCertificate(p)
-		if err != nil {
-			return fmt.Errorf("certificate %s: %w", p, err)
-		}
-		certs = append(certs, cert)
+	certs, err := loadCertificates(certPaths)
+	if err != nil {
+		return err
 	}
 	bad := 0
 	for _, path := range fs.Args() {
-		v := verifyOne(path, certs)
-		if v.Status != "ok" {
+		_, v, err := sign.Check(path, certs)
+		if err != nil {
 			bad++
-		}
-		if *asJSON {
-			b, _ := json.Marshal(v)
-			fmt.Fprintln(e.stdout, string(b))
+			reportModuleError(e, c, path, err)
 			continue
 		}
-		if v.Status == "ok" {
-			fmt.Fprintf(e.stdout, "%s: ok (signer %q, %s)\n", path, v.Signer, v.Hash)
-		} else {
-			fmt.Fprintf(e.stdout, "%s: %s: %s\n", path, v.Status, v.Error)
+		if v.State != sign.StateValid {
+			bad++
+		}
+		switch {
+		case *asJSON:
+			b, _ := json.Marshal(v)
+			fmt.Fprintln(e.stdout, string(b))
+		case v.State == sign.StateValid:
+			fmt.Fprintf(e.stdout, "%s: valid (signer %q, %s)\n", path, v.Signer, v.Hash)
+		default:
+			fmt.Fprintf(e.stdout, "%s: %s: %s\n", path, v.State, v.Detail)
 		}
 	}
 	if bad > 0 {
@@ -83,41 +71,15 @@ func runVerify(e *env, args []string) error {
 	return nil
 }
 
-func verifyOne(path string, certs []*x509.Certificate) verdict {
-	v := verdict{Path: path, Status: "ok"}
-	info, err := sign.VerifyFile(path, certs)
-	if info != nil {
-		v.Signatures = len(info.Signatures)
-		if last := info.Last(); last != nil {
-			v.Signer, v.Hash = signerName(last), last.HashAlgo
+// loadCertificates reads the certificates of --cert flags.
+func loadCertificates(paths []string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for _, p := range paths {
+		cert, err := keys.LoadCertificate(p)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", p, err)
 		}
+		certs = append(certs, cert)
 	}
-	if err != nil {
-		v.Status, v.Error = verifyStatus(err), oneLine(err.Error())
-	}
-	return v
-}
-
-func signerName(s *sign.SignatureInfo) string {
-	if s.Signer != "" {
-		return s.Signer
-	}
-	return "skid " + s.SKID
-}
-
-// verifyStatus names a verification failure for scripts.
-func verifyStatus(err error) string {
-	switch {
-	case errors.Is(err, sign.ErrUnsigned):
-		return "unsigned"
-	case errors.Is(err, sign.ErrUnknownKey):
-		return "unknown-key"
-	case errors.Is(err, sign.ErrBadSignature):
-		return "bad-signature"
-	case errors.Is(err, sign.ErrMalformed):
-		return "malformed"
-	case errors.Is(err, sign.ErrUnsupported):
-		return "unsupported"
-	}
-	return "error"
+	return certs, nil
 }

@@ -37,8 +37,8 @@ func env(kv ...string) func(string) string {
 func fakeRoots(t *testing.T) Roots {
 	t.Helper()
 	r := Under(t.TempDir())
-	write(t, filepath.Join(r.Proc, "sys/kernel/osrelease"), "6.9.9-running\n")
-	write(t, filepath.Join(r.Proc, "sys/kernel/arch"), "x86_64\n")
+	write(t, filepath.Join(r.Proc(), "sys/kernel/osrelease"), "6.9.9-running\n")
+	write(t, filepath.Join(r.Proc(), "sys/kernel/arch"), "x86_64\n")
 	return r
 }
 
@@ -47,14 +47,14 @@ func TestUnderAndDefault(t *testing.T) {
 		t.Errorf("Under(/) = %+v", got)
 	}
 	r := Under("/tmp/x")
-	if r.EtcDKMS != "/tmp/x/etc/dkms" || r.DKMSTree != "/tmp/x/var/lib/dkms" || r.Modules != "/tmp/x/lib/modules" || r.Proc != "/tmp/x/proc" {
+	if r.EtcDKMS() != "/tmp/x/etc/dkms" || r.DKMSTree() != "/tmp/x/var/lib/dkms" || r.Modules() != "/tmp/x/lib/modules" || r.Proc() != "/tmp/x/proc" || r.Live() {
 		t.Errorf("Under = %+v", r)
 	}
 }
 
 func TestDiscoverFromEnvironment(t *testing.T) {
 	r := fakeRoots(t)
-	cwd := filepath.Join(r.DKMSTree, "foo", "1.2", "build")
+	cwd := filepath.Join(r.DKMSTree(), "foo", "1.2", "build")
 	mkdir(t, cwd)
 	cs, err := r.Discover(cwd, env("module", "foo", "module_version", "1.2", "kernelver", "6.1.0-1-amd64", "arch", "x86_64"))
 	if err != nil {
@@ -64,11 +64,11 @@ func TestDiscoverFromEnvironment(t *testing.T) {
 		t.Fatalf("got %d contexts, want 1", len(cs))
 	}
 	c := cs[0]
-	want := Context{Tree: r.DKMSTree, Module: "foo", Version: "1.2", KernelVer: "6.1.0-1-amd64", Arch: "x86_64", KernelFrom: "environment"}
+	want := Context{Tree: r.DKMSTree(), Module: "foo", Version: "1.2", KernelVer: "6.1.0-1-amd64", Arch: "x86_64", KernelFrom: "environment"}
 	if *c != want {
 		t.Errorf("got %+v, want %+v", *c, want)
 	}
-	if got := c.ModuleDir(); got != filepath.Join(r.DKMSTree, "foo/1.2/6.1.0-1-amd64/x86_64/module") {
+	if got := c.ModuleDir(); got != filepath.Join(r.DKMSTree(), "foo/1.2/6.1.0-1-amd64/x86_64/module") {
 		t.Errorf("ModuleDir = %s", got)
 	}
 }
@@ -93,7 +93,7 @@ func TestDiscoverTreeFromCwdNotDefault(t *testing.T) {
 // directories' timestamps say (coarse ones could pick the wrong kernel).
 func TestDiscoverScanAllBuilds(t *testing.T) {
 	r := fakeRoots(t)
-	vdir := filepath.Join(r.DKMSTree, "foo", "1.2")
+	vdir := filepath.Join(r.DKMSTree(), "foo", "1.2")
 	mkdir(t, filepath.Join(vdir, "build"))
 	mkdir(t, filepath.Join(vdir, "source"))
 	old := filepath.Join(vdir, "6.1.0-1-amd64", "x86_64", "module")
@@ -130,7 +130,7 @@ func TestDiscoverScanAllBuilds(t *testing.T) {
 
 func TestDiscoverRunningKernelLast(t *testing.T) {
 	r := fakeRoots(t)
-	cwd := filepath.Join(r.DKMSTree, "foo", "1.2", "build")
+	cwd := filepath.Join(r.DKMSTree(), "foo", "1.2", "build")
 	mkdir(t, cwd)
 	cs, err := r.Discover(cwd, env())
 	if err != nil {
@@ -144,14 +144,14 @@ func TestDiscoverRunningKernelLast(t *testing.T) {
 
 func TestDiscoverRefuses(t *testing.T) {
 	r := fakeRoots(t)
-	cwd := filepath.Join(r.DKMSTree, "foo", "1.2", "build")
+	cwd := filepath.Join(r.DKMSTree(), "foo", "1.2", "build")
 	mkdir(t, cwd)
 	for _, tc := range []struct {
 		cwd  string
 		env  func(string) string
 		want string
 	}{
-		{r.DKMSTree, env(), "not run from a DKMS build directory"},
+		{r.DKMSTree(), env(), "not run from a DKMS build directory"},
 		{cwd, env("module", "other"), `environment says module="other" but the working directory ` + cwd + ` belongs to "foo"`},
 		{cwd, env("module_version", "9"), `environment says module_version="9"`},
 		{cwd, env("kernelver", "../../etc", "arch", "x86_64"), `invalid kernel name "../../etc": it cannot contain '/'`},
@@ -180,28 +180,27 @@ func TestValidName(t *testing.T) {
 
 func TestTreeFromFramework(t *testing.T) {
 	r := fakeRoots(t)
-	if tr, err := r.Tree(); err != nil || tr != r.DKMSTree {
+	if tr, err := r.Tree(); err != nil || tr != r.DKMSTree() {
 		t.Fatalf("Tree() = %q, %v; want default", tr, err)
 	}
-	write(t, filepath.Join(r.EtcDKMS, "framework.conf"), "## comment\n# dkms_tree=\"/nope\"\ndkms_tree=\"/srv/dkms\"\n")
+	write(t, filepath.Join(r.EtcDKMS(), "framework.conf"), "## comment\n# dkms_tree=\"/nope\"\ndkms_tree=\"/srv/dkms\"\n")
 	tr, err := r.Tree()
-	base := strings.TrimSuffix(r.EtcDKMS, "/etc/dkms")
-	if err != nil || tr != filepath.Join(base, "/srv/dkms") {
+	if err != nil || tr != r.Path("/srv/dkms") {
 		t.Fatalf("Tree() = %q, %v", tr, err)
 	}
 	// A drop-in overrides framework.conf; the last drop-in in name order wins.
-	write(t, filepath.Join(r.EtcDKMS, "framework.conf.d", "10-a.conf"), "dkms_tree='/a'\n")
-	write(t, filepath.Join(r.EtcDKMS, "framework.conf.d", "20-b.conf"), "export dkms_tree=/b # moved\n")
-	write(t, filepath.Join(r.EtcDKMS, "framework.conf.d", "30-c.conf.disabled"), "dkms_tree=/c\n")
-	if tr, _ := r.Tree(); tr != filepath.Join(base, "/b") {
+	write(t, filepath.Join(r.EtcDKMS(), "framework.conf.d", "10-a.conf"), "dkms_tree='/a'\n")
+	write(t, filepath.Join(r.EtcDKMS(), "framework.conf.d", "20-b.conf"), "export dkms_tree=/b # moved\n")
+	write(t, filepath.Join(r.EtcDKMS(), "framework.conf.d", "30-c.conf.disabled"), "dkms_tree=/c\n")
+	if tr, _ := r.Tree(); tr != r.Path("/b") {
 		t.Errorf("Tree() = %q, want /b", tr)
 	}
-	write(t, filepath.Join(r.EtcDKMS, "framework.conf.d", "40-rel.conf"), "dkms_tree=rel/dir\n")
+	write(t, filepath.Join(r.EtcDKMS(), "framework.conf.d", "40-rel.conf"), "dkms_tree=rel/dir\n")
 	if _, err := r.Tree(); err == nil || !strings.Contains(err.Error(), `dkms_tree="rel/dir" is not an absolute path`) {
 		t.Errorf("relative dkms_tree: err = %v", err)
 	}
 	// Real roots are the identity.
-	if got := DefaultRoots().rebase("/srv/dkms"); got != "/srv/dkms" {
+	if got := DefaultRoots().Path("/srv/dkms"); got != "/srv/dkms" {
 		t.Errorf("rebase = %q", got)
 	}
 }
@@ -230,7 +229,7 @@ func TestSigHash(t *testing.T) {
 	if !errors.Is(err, ErrNoKernelConfig) || !strings.Contains(err.Error(), "install linux-headers-6.1.0-1-amd64") {
 		t.Errorf("no headers: %v", err)
 	}
-	b := filepath.Join(r.Modules, "6.1.0-1-amd64", "build")
+	b := filepath.Join(r.Modules(), "6.1.0-1-amd64", "build")
 	write(t, filepath.Join(b, "include/config/auto.conf"), "CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_HASH=\"sha384\"\n")
 	if h, from, err := r.SigHash("6.1.0-1-amd64"); err != nil || h != "sha384" || !strings.HasSuffix(from, "auto.conf") {
 		t.Errorf("auto.conf: %q %q %v", h, from, err)

@@ -19,8 +19,8 @@ type Framework struct {
 // FrameworkFiles lists framework.conf and framework.conf.d/*.conf in the
 // order DKMS sources them.
 func (r Roots) FrameworkFiles() []string {
-	files := []string{filepath.Join(r.EtcDKMS, "framework.conf")}
-	drop, _ := filepath.Glob(filepath.Join(r.EtcDKMS, "framework.conf.d", "*.conf"))
+	files := []string{filepath.Join(r.EtcDKMS(), "framework.conf")}
+	drop, _ := filepath.Glob(filepath.Join(r.EtcDKMS(), "framework.conf.d", "*.conf"))
 	sort.Strings(drop)
 	return append(files, drop...)
 }
@@ -115,17 +115,7 @@ func (r Roots) Tree() (string, error) {
 		if !filepath.IsAbs(t) {
 			return "", fmt.Errorf("%s: dkms_tree=%q is not an absolute path", fw.Files["dkms_tree"], t)
 		}
-		return r.rebase(t), nil
+		return r.Path(t), nil
 	}
-	return r.DKMSTree, nil
-}
-
-// rebase maps an absolute system path to the same path under the roots'
-// base directory (the identity for DefaultRoots).
-func (r Roots) rebase(p string) string {
-	base := strings.TrimSuffix(r.EtcDKMS, "/etc/dkms")
-	if base == r.EtcDKMS || base == "" {
-		return filepath.Clean(p)
-	}
-	return filepath.Join(base, p)
+	return r.DKMSTree(), nil
 }

@@ -20,7 +20,7 @@ var ErrNoKernelConfig = errors.New("kernel configuration not found")
 // KernelConfigFiles are the places a kernel's configuration is looked for,
 // in order: <Modules>/<kver>/build/.config, then include/config/auto.conf.
 func (r Roots) KernelConfigFiles(kver string) []string {
-	b := filepath.Join(r.Modules, kver, "build")
+	b := filepath.Join(r.Modules(), kver, "build")
 	return []string{filepath.Join(b, ".config"), filepath.Join(b, "include", "config", "auto.conf")}
 }
 

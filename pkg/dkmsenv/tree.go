@@ -181,7 +181,7 @@ func ModuleFiles(dir string) (files []string, skipped []Skipped, err error) {
 
 // InstalledDir is where DKMS installs a kernel's modules: <Modules>/<kver>/updates/dkms.
 func (r Roots) InstalledDir(kver string) string {
-	return filepath.Join(r.Modules, kver, "updates", "dkms")
+	return filepath.Join(r.Modules(), kver, "updates", "dkms")
 }
 
 // InstalledModule returns the installed copy of a built module file (same

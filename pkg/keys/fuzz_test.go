@@ -49,18 +49,3 @@ func FuzzParseCertificate(f *testing.F) {
 		ParseCertificate(data)
 	})
 }
-
-func FuzzParseProcKeys(f *testing.F) {
-	f.Add("13b866d1 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: 5\n" +
-		"14ecebb2 I------     1 perm 1f030000     0     0 asymmetri dkms-sign-hook test: trusted RSA-4096: f621730ad71c00df95e52310fe8557f1b9b39a21: X509.rsa b9b39a21 []\n")
-	g, err := Generate(GenerateOptions{Type: "ecdsa", CommonName: "fuzz"})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		old := readKeyring
-		defer func() { readKeyring = old }()
-		readKeyring = func(int32) ([]int32, error) { return []int32{1, 2, 3}, nil }
-		KernelTrusts(g.Cert, strings.NewReader(s))
-	})
-}

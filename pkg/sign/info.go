@@ -28,6 +28,10 @@ type Info struct {
 	Signatures []SignatureInfo `json:"signatures"`
 	// Verified names the certificate that verified the last signature (VerifyFile).
 	Verified string `json:"verified_by,omitempty"`
+	// State is the verdict on the last signature (Check), and Detail why
+	// it is not valid.
+	State  State  `json:"state,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Signed reports whether any signature is appended.

@@ -542,14 +542,14 @@ func (r *rig) assertStatus(built, installed, route string) {
 		}
 		for _, m := range b["modules"].([]any) {
 			m := m.(map[string]any)
-			f := fmt.Sprint(m["file"])
-			if where, ok := want[f]; ok && m["where"] == where && m["state"] == "ours" && m["signer"] == testCN && m["signatures"] == 1.0 {
+			f := fmt.Sprint(m["path"])
+			if where, ok := want[f]; ok && m["where"] == where && m["state"] == "valid" && m["signer"] == testCN && m["signatures"] == 1.0 {
 				delete(want, f)
 			}
 		}
 	}
 	if len(want) > 0 {
-		r.t.Errorf("status does not report as ours: %v\n%v", want, st["builds"])
+		r.t.Errorf("status does not report as valid: %v\n%v", want, st["builds"])
 	}
 }
 

@@ -1,4 +1,4 @@
-package keys
+package kerneltrust
 
 import (
 	"crypto/x509"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 )
 
 // testdata/kernel-6.12/proc-keys.txt is /proc/keys of the real 6.12 test
@@ -57,7 +58,7 @@ func checkDescriptions(t *testing.T, dir string, in, out []string) {
 		t.Fatal(err)
 	}
 	for _, name := range append(append([]string{}, in...), out...) {
-		cert, err := LoadCertificate(filepath.Join(dir, name+".crt"))
+		cert, err := keys.LoadCertificate(filepath.Join(dir, name+".crt"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +94,7 @@ func TestKernelTrustsRealProcKeys(t *testing.T) {
 		return []int32{0x14ecebb2, 0x15bdd226, 0x1745d6fa, 0x2c621386, 0x3c9906e4}, nil
 	}
 	for name, trusted := range map[string]bool{"rsa2048": true, "rsa4096": true, "p256": true, "p384": true, "attacker": false} {
-		cert, err := LoadCertificate(filepath.Join(dir, name+".crt"))
+		cert, err := keys.LoadCertificate(filepath.Join(dir, name+".crt"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +118,6 @@ func TestKernelTrustsRealProcKeys(t *testing.T) {
 // keyring of ours (playing .builtin_trusted_keys) show up in /proc/keys
 // with the description we predict, and keyctl(KEYCTL_READ) places them.
 func TestKernelTrustsLiveKeyring(t *testing.T) {
-	requireOpenSSL(t)
 	// A fresh session keyring for this thread (credentials are per thread,
 	// so stay on it; the thread exits with the test): the keys die with it.
 	runtime.LockOSThread()
@@ -149,7 +149,7 @@ func TestKernelTrustsLiveKeyring(t *testing.T) {
 		args := []string{"req", "-new", "-x509", "-nodes", "-newkey", "rsa:2048",
 			"-subj", c.subj, "-days", "1", "-keyout", c.name + ".key", "-outform", "DER", "-out", c.name + ".der"}
 		openssl(t, dir, append(args, c.extra...)...)
-		cert, err := LoadCertificate(filepath.Join(dir, c.name+".der"))
+		cert, err := keys.LoadCertificate(filepath.Join(dir, c.name+".der"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,10 +222,9 @@ func TestParseMokTestKey(t *testing.T) {
 	// The real mokutil on this machine answers something we classify.
 	if _, err := exec.LookPath("mokutil"); err == nil {
 		dir := t.TempDir()
-		requireOpenSSL(t)
 		openssl(t, dir, "req", "-new", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
 			"-subj", "/CN=mok", "-days", "1", "-keyout", "k.pem", "-outform", "DER", "-out", "c.der")
-		cert, err := LoadCertificate(filepath.Join(dir, "c.der"))
+		cert, err := keys.LoadCertificate(filepath.Join(dir, "c.der"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,4 +237,30 @@ func TestParseMokTestKey(t *testing.T) {
 			t.Errorf("a fresh certificate reported enrolled: %q", msg)
 		}
 	}
+}
+
+// openssl runs openssl with args in dir and fails the test on error.
+func openssl(t testing.TB, dir string, args ...string) {
+	t.Helper()
+	testenv.LookPath(t, "openssl", "openssl")
+	cmd := exec.Command("openssl", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func FuzzParseProcKeys(f *testing.F) {
+	f.Add("13b866d1 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: 5\n" +
+		"14ecebb2 I------     1 perm 1f030000     0     0 asymmetri dkms-sign-hook test: trusted RSA-4096: f621730ad71c00df95e52310fe8557f1b9b39a21: X509.rsa b9b39a21 []\n")
+	g, err := keys.Generate(keys.GenerateOptions{Type: "ecdsa", CommonName: "fuzz"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		old := readKeyring
+		defer func() { readKeyring = old }()
+		readKeyring = func(int32) ([]int32, error) { return []int32{1, 2, 3}, nil }
+		KernelTrusts(g.Cert, strings.NewReader(s))
+	})
 }

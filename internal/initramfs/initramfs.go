@@ -9,6 +9,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -69,6 +70,38 @@ func (a Archive) CopyFile(name, src string, perm uint32) error {
 	}
 	a.Add(name, File|perm, b)
 	return nil
+}
+
+// AddTree adds the host file or directory tree src as name: directories,
+// regular files with their permission bits, and symlinks as symlinks.
+func (a Archive) AddTree(name, src string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		dst := path.Join(name, filepath.ToSlash(rel))
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			a.Dir(dst)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			a.Add(dst, Symlink|0o777, []byte(target))
+		case info.Mode().IsRegular():
+			return a.CopyFile(dst, p, uint32(info.Mode().Perm()))
+		}
+		return nil
+	})
 }
 
 // AddBusybox adds busybox as bin/busybox with a bin/<applet> symlink for

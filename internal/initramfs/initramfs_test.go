@@ -71,3 +71,26 @@ func TestLddPaths(t *testing.T) {
 		t.Errorf("lddPaths = %q", got)
 	}
 }
+
+func TestAddTree(t *testing.T) {
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(src, "a", "b", "x"), []byte("x"), 0o600)
+	os.Symlink("../b/x", filepath.Join(src, "a", "l"))
+	a := Archive{}
+	if err := a.AddTree("etc/t", src); err != nil {
+		t.Fatal(err)
+	}
+	if e := a["etc/t/a/b/x"]; e.Mode != File|0o600 || string(e.Data) != "x" {
+		t.Errorf("etc/t/a/b/x = %o %q", e.Mode, e.Data)
+	}
+	if e := a["etc/t/a/l"]; e.Mode != Symlink|0o777 || string(e.Data) != "../b/x" {
+		t.Errorf("etc/t/a/l = %o %q", e.Mode, e.Data)
+	}
+	if e := a["etc"]; e.Mode != Dir|0o755 {
+		t.Errorf("etc = %o", e.Mode)
+	}
+	if err := a.AddTree("f", filepath.Join(src, "a", "b", "x")); err != nil || string(a["f"].Data) != "x" {
+		t.Errorf("a single file: %v %q", err, a["f"].Data)
+	}
+}

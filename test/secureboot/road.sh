@@ -1,0 +1,109 @@
+#!/bin/sh
+# road.sh WORK TOOL KVER MODSRC: what a user does on a Secure Boot machine,
+# the commands of README.md's "Secure Boot in five minutes", plus the builds
+# of the suite's other rows. Run by secureboot_test.go under
+# `unshare -m --propagation private`: the mounts below exist only in this
+# process's mount namespace and vanish with it. /usr and /etc are overlays
+# (the tool is installed where its .deb puts it; keygen writes into
+# /etc/dkms-sign-hook), /etc/dkms and /var/lib/dkms are empty directories of
+# the test's, so the host's DKMS state is neither read nor changed.
+#
+# Each command's output goes to WORK/out/<step>.txt (and its exit status to
+# <step>.rc), for the test to check and README.md to quote.
+set -eu
+work=$1 tool=$2 kver=$3 modsrc=$4
+here=$(cd "$(dirname "$0")" && pwd)
+
+for d in usr etc; do
+	mkdir -p "$work/$d-upper" "$work/$d-work"
+	mount -t overlay "overlay-$d" -o "lowerdir=/$d,upperdir=$work/$d-upper,workdir=$work/$d-work" "/$d"
+done
+mkdir -p "$work/etc-dkms/framework.conf.d" "$work/var-lib-dkms" "$work/out"
+: >"$work/etc-dkms/framework.conf"
+mount --bind "$work/etc-dkms" /etc/dkms
+mount --bind "$work/var-lib-dkms" /var/lib/dkms
+
+# What the .deb installs (Makefile's install target).
+install -D -m 0755 "$tool" /usr/sbin/dkms-sign-hook
+install -d -m 0755 /usr/lib/dkms-sign-hook
+ln -sfn ../../sbin/dkms-sign-hook /usr/lib/dkms-sign-hook/sign-file
+install -D -m 0644 "$here/../../contrib/dkms/dkms-override.conf" /usr/share/dkms-sign-hook/dkms-override.conf
+
+# step NAME CMD...: run a command, keep its output and exit status.
+step() {
+	name=$1
+	shift
+	echo "\$ $*" >"$work/out/$name.txt"
+	rc=0
+	"$@" >>"$work/out/$name.txt" 2>&1 || rc=$?
+	echo "$rc" >"$work/out/$name.rc"
+	return 0
+}
+# must: step, failing the script if the command fails.
+must() {
+	step "$@"
+	if [ "$(cat "$work/out/$1.rc")" != 0 ]; then
+		cat "$work/out/$1.txt" >&2
+		exit 1
+	fi
+}
+
+# A DKMS package of the test module, in /usr/src as packages put it.
+package() {
+	mkdir -p "/usr/src/$1-1.0"
+	cp "$modsrc/dshtest.c" "/usr/src/$1-1.0/"
+	echo 'obj-m := dshtest.o' >"/usr/src/$1-1.0/Kbuild"
+	cat >"/usr/src/$1-1.0/dkms.conf" <<-EOF
+		PACKAGE_NAME=$1
+		PACKAGE_VERSION=1.0
+		BUILT_MODULE_NAME[0]=dshtest
+		DEST_MODULE_LOCATION[0]=/updates/dkms
+		AUTOINSTALL=yes
+		MAKE[0]="make -C \${kernel_source_dir} M=\${dkms_tree}/\${PACKAGE_NAME}/\${PACKAGE_VERSION}/build modules"
+		CLEAN=true
+	EOF
+	must "add-$1" dkms add "$1/1.0"
+}
+module() { echo "/var/lib/dkms/$1/1.0/$kver/x86_64/module/dshtest.ko"; }
+
+# The five minutes.
+must keygen dkms-sign-hook keygen --out /etc/dkms-sign-hook --write-config /etc/dkms-sign-hook/dkms-sign-hook.conf
+step enroll dkms-sign-hook enroll
+package dshsb-hook
+must enable dkms-sign-hook enable dshsb-hook
+must build dkms build dshsb-hook/1.0 -k "$kver"
+must status dkms-sign-hook status
+
+# The same module, then modified after signing (one byte of its code).
+package dshsb-tampered
+must enable-tampered dkms-sign-hook enable dshsb-tampered
+must build-tampered dkms build dshsb-tampered/1.0 -k "$kver"
+printf '\377' | dd of="$(module dshsb-tampered)" bs=1 seek=100 conv=notrunc status=none
+
+# Not enabled: Debian's dkms signs with its own key, /var/lib/dkms/mok.key,
+# which nobody enrolled.
+package dshsb-dkms
+must build-dkms dkms build dshsb-dkms/1.0 -k "$kver"
+# Not signed at all.
+package dshsb-unsigned
+must build-unsigned dkms build dshsb-unsigned/1.0 -k "$kver"
+must strip-unsigned dkms-sign-hook strip "$(module dshsb-unsigned)"
+
+# A key that is only in the firmware's db (the machine owner enrolled it
+# there, not as a MOK): re-sign that package's build with it.
+must keygen-db dkms-sign-hook keygen --cn "dkms-sign-hook db test key" --out /etc/dkms-sign-hook/db --write-config /etc/dkms-sign-hook/db.conf
+package dshsb-db
+must build-db dkms build dshsb-db/1.0 -k "$kver"
+must sign-db dkms-sign-hook sign --config /etc/dkms-sign-hook/db.conf --dkms --kernel "$kver" dshsb-db
+
+# The global route: DKMS's sign_file is the tool (every package from now on).
+package dshsb-fw
+must enable-framework dkms-sign-hook enable --framework
+must build-fw dkms build dshsb-fw/1.0 -k "$kver"
+
+# What the booted system needs, for the test to pack into the initramfs.
+mkdir -p "$work/system"
+cp -a /etc/dkms /etc/dkms-sign-hook "$work/system/"
+rm -f "$work/system/dkms-sign-hook/signing_key.pem" "$work/system/dkms-sign-hook/db/signing_key.pem"
+cp -a /var/lib/dkms "$work/system/var-lib-dkms"
+cp /usr/share/dkms-sign-hook/dkms-override.conf "$work/system/"

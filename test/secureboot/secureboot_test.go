@@ -1,0 +1,336 @@
+package secureboot
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/initramfs"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+)
+
+// Kernel answers.
+const (
+	loads   = "OK"
+	refused = "Key was rejected by service" // EKEYREJECTED
+)
+
+// A row is one module the booted kernel is asked to load, and what it must
+// answer.
+type row struct {
+	name string
+	pkg  string // the DKMS package road.sh built it as
+	boot string // which boot loads it
+	want string // loads or refused
+	// conf is the dkms-sign-hook configuration `status` runs with for this
+	// row (the certificate it asks about), under /etc/dkms-sign-hook.
+	conf string
+	// keyring is the system keyring the row's certificate must be in
+	// ("" when it must be in none).
+	keyring string
+}
+
+// The boots: the firmware's variable store each starts from.
+type bootSpec struct {
+	name string
+	mok  []string // certificates (names under /etc/dkms-sign-hook) in shim's MOK list
+	db   []string // certificates added to the firmware's db
+	// enroll: run `dkms-sign-hook enroll` in the booted system (on top of
+	// status), making the enrolment request MokManager would act on.
+	enroll bool
+}
+
+var boots = []bootSpec{
+	{name: "mok", mok: []string{"signing_key.x509"}},
+	{name: "nomok-db", db: []string{"db/signing_key.x509"}, enroll: true},
+}
+
+var rows = []row{
+	{name: "hook-route, key enrolled as MOK", pkg: "dshsb-hook", boot: "mok", want: loads, conf: "dkms-sign-hook.conf", keyring: ".machine"},
+	{name: "framework route, key enrolled as MOK", pkg: "dshsb-fw", boot: "mok", want: loads, conf: "dkms-sign-hook.conf", keyring: ".machine"},
+	{name: "signed by DKMS's own mok.key (not enrolled)", pkg: "dshsb-dkms", boot: "mok", want: refused, conf: "dkms-sign-hook.conf", keyring: ".machine"},
+	{name: "unsigned", pkg: "dshsb-unsigned", boot: "mok", want: refused, conf: "dkms-sign-hook.conf", keyring: ".machine"},
+	{name: "tampered after signing", pkg: "dshsb-tampered", boot: "mok", want: refused, conf: "dkms-sign-hook.conf", keyring: ".machine"},
+	{name: "hook-route, MOK list empty", pkg: "dshsb-hook", boot: "nomok-db", want: refused, conf: "dkms-sign-hook.conf"},
+	{name: "key only in the firmware's db", pkg: "dshsb-db", boot: "nomok-db", want: loads, conf: "db.conf", keyring: ".platform"},
+}
+
+// requireTools skips (fails under CI) unless everything the suite runs is here.
+func requireTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []struct{ name, pkg string }{
+		{"qemu-system-x86_64", "qemu-system-x86"},
+		{"sfdisk", "fdisk"},
+		{"mkfs.vfat", "dosfstools"},
+		{"mcopy", "mtools"},
+		{"mmd", "mtools"},
+		{"dkms", "dkms"},
+		{"kmod", "kmod"},
+		{"keyctl", "keyutils"},
+		{"mokutil", "mokutil"},
+		{"unshare", "util-linux"},
+		{"apt-get", "apt"},
+		{"dpkg-deb", "dpkg"},
+	} {
+		testenv.LookPath(t, tool.name, tool.pkg)
+	}
+	for _, f := range []struct{ path, pkg string }{
+		{ovmfCode, "ovmf"}, {ovmfVars, "ovmf"}, {initramfs.Busybox, "busybox-static"},
+	} {
+		_, err := os.Stat(f.path)
+		testenv.Require(t, err == nil, f.path+" (apt-get install "+f.pkg+")")
+	}
+	err := exec.Command("/usr/bin/python3", "-c", "import cryptography").Run()
+	testenv.Require(t, err == nil, "python3-cryptography, for virt-fw-vars (apt-get install python3-cryptography)")
+	testenv.RequireRoot(t)
+}
+
+// headersKernel is the kernel release whose headers are installed (what
+// dkms builds against): the suite boots Debian's signed build of it.
+func headersKernel() string {
+	ents, _ := os.ReadDir("/lib/modules")
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join("/lib/modules", e.Name(), "build", ".config")); err == nil {
+			return e.Name()
+		}
+	}
+	return ""
+}
+
+// TestSecureBoot builds the rows' modules with the real dkms and the tool
+// (road.sh, the README's commands), boots Debian's Secure Boot chain once per
+// variable store with all of that boot's rows, and checks every kernel
+// answer, and that `status` in the booted system agrees with it.
+func TestSecureBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a real Secure Boot chain in QEMU; not with -short")
+	}
+	requireTools(t)
+	kver := headersKernel()
+	testenv.Require(t, kver != "", "kernel headers (apt-get install linux-headers-amd64)")
+	start := time.Now()
+	c := getChain(t, kver)
+	fwVars := virtFwVars(t)
+	work := t.TempDir()
+	tool := buildTool(t, work)
+	runRoad(t, work, tool, kver)
+	t.Logf("chain and modules ready after %s (kernel %s %s, shim-signed %s)", time.Since(start).Round(time.Second),
+		kver, c.versions["linux-image-"+kver], c.versions["shim-signed"])
+
+	results := bootAll(t, c, fwVars, work, tool)
+	for i, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			res := results[r.boot]
+			if res == nil {
+				t.Fatalf("boot %s did not run", r.boot)
+			}
+			v := res.verdicts[i]
+			if v == nil {
+				t.Fatalf("no answer for %s in boot %s; console:\n%s", r.pkg, r.boot, tail(res.console, 60))
+			}
+			if v.Err != r.want || (v.Exit == 0) != (r.want == loads) {
+				t.Errorf("kernel: %s (exit %d), want %s\nconsole:\n%s", v.Err, v.Exit, r.want, v.Log)
+			}
+			if v.Exit == 0 && !strings.Contains(v.Log, "dshtest: loaded") {
+				t.Errorf("insmod succeeded but the module's init did not print\nconsole:\n%s", v.Log)
+			}
+		})
+	}
+}
+
+// buildTool builds dkms-sign-hook without cgo: a static binary that runs in
+// the booted initramfs as well as on the host.
+func buildTool(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bin", "dkms-sign-hook")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../../cmd/dkms-sign-hook")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runRoad runs road.sh in a private mount namespace, holding the machine's
+// DKMS lock (road.sh runs the real dkms).
+func runRoad(t *testing.T, work, tool, kver string) {
+	t.Helper()
+	testenv.LockDKMS(t)
+	script, err := filepath.Abs("road.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	modsrc, err := filepath.Abs("../kernel/testdata/mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", script, work, tool, kver, modsrc)
+	// DKMS_SIGN_HOOK_CONFIG etc. of the developer's shell must not leak in.
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("road.sh: %v\n%s", err, out)
+	}
+}
+
+// A bootResult is one boot's console and what was parsed from it.
+type bootResult struct {
+	console  string
+	verdicts map[int]*initramfs.Verdict
+	err      error
+	took     time.Duration
+}
+
+// bootAll boots every bootSpec in parallel (TCG uses one core per guest).
+func bootAll(t *testing.T, c *chain, fwVars []string, work, tool string) map[string]*bootResult {
+	t.Helper()
+	results := map[string]*bootResult{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, b := range boots {
+		dir := filepath.Join(work, "boot-"+b.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		initrd := filepath.Join(dir, "initrd.img")
+		if err := writeInitrd(c, initrd, work, tool, b); err != nil {
+			t.Fatalf("initramfs for boot %s: %v", b.name, err)
+		}
+		disk := filepath.Join(dir, "disk.img")
+		if err := c.espDisk(disk, initrd, "console=ttyS0 panic=-1 loglevel=6"); err != nil {
+			t.Fatalf("disk for boot %s: %v", b.name, err)
+		}
+		vars := filepath.Join(dir, "vars.fd")
+		var mok, db []string
+		for _, m := range b.mok {
+			mok = append(mok, filepath.Join(work, "system", "dkms-sign-hook", m))
+		}
+		for _, d := range b.db {
+			db = append(db, filepath.Join(work, "system", "dkms-sign-hook", d))
+		}
+		if err := varStore(t, fwVars, vars, mok, db); err != nil {
+			t.Fatalf("variable store for boot %s: %v", b.name, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			console, err := boot(context.Background(), disk, vars)
+			r := &bootResult{console: console, verdicts: initramfs.ParseVerdicts(console), err: err, took: time.Since(t0)}
+			mu.Lock()
+			results[b.name] = r
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	keep := os.Getenv("DKMS_SIGN_HOOK_SB_CONSOLE") // a directory to keep each boot's console in
+	for _, b := range boots {
+		r := results[b.name]
+		t.Logf("boot %s: %s", b.name, r.took.Round(100*time.Millisecond))
+		if keep != "" {
+			os.MkdirAll(keep, 0o755)
+			os.WriteFile(filepath.Join(keep, "console-"+b.name+".log"), []byte(r.console), 0o644)
+		}
+		if r.err != nil {
+			t.Errorf("boot %s: %v\nconsole:\n%s", b.name, r.err, tail(r.console, 80))
+		}
+	}
+	return results
+}
+
+// writeInitrd packs what the booted system needs: busybox, kmod, keyctl and
+// mokutil (dynamic, with their libraries), the static tool, the DKMS tree,
+// /etc/dkms and /etc/dkms-sign-hook as road.sh left them (without private
+// keys), the kernel's efivarfs module and config, and the /init of boot b.
+func writeInitrd(c *chain, dst, work, tool string, b bootSpec) error {
+	a := initramfs.Archive{}
+	if err := a.AddBusybox("sh", "mount", "rmmod", "poweroff", "echo", "cat", "uname", "ls", "od", "printf", "dmesg", "mkdir"); err != nil {
+		return err
+	}
+	for name, src := range map[string]string{"bin/kmod": "/usr/bin/kmod", "bin/keyctl": "/usr/bin/keyctl", "bin/mokutil": "/usr/bin/mokutil"} {
+		if err := a.AddDynamic(name, src); err != nil {
+			return err
+		}
+	}
+	a.Add("bin/insmod", initramfs.Symlink|0o777, []byte("kmod"))
+	if err := a.CopyFile("usr/sbin/dkms-sign-hook", tool, 0o755); err != nil {
+		return err
+	}
+	a.Dir("tmp")
+	sys := filepath.Join(work, "system")
+	for src, dst := range map[string]string{
+		filepath.Join(sys, "var-lib-dkms"):     "var/lib/dkms",
+		filepath.Join(sys, "dkms"):             "etc/dkms",
+		filepath.Join(sys, "dkms-sign-hook"):   "etc/dkms-sign-hook",
+		c.module("kernel/fs/efivarfs"):         path("lib/modules", c.kver, "kernel/fs/efivarfs"),
+		filepath.Join(sys, "dkms-override.conf"): "usr/share/dkms-sign-hook/dkms-override.conf",
+		c.config():                             path("boot", "config-"+c.kver),
+	} {
+		if err := a.AddTree(dst, src); err != nil {
+			return err
+		}
+	}
+	a.Add("init", initramfs.File|0o755, []byte(initScript(c.kver, b)))
+	return a.WriteFile(dst)
+}
+
+func path(parts ...string) string { return strings.Join(parts, "/") }
+
+// initScript is boot b's /init: it records what the kernel and firmware say
+// (CAPTURE blocks), runs status for every row of the boot before any module
+// is loaded (STATUS blocks), then loads each row's module (LOAD/VERDICT, see
+// package initramfs), unloading it after a success, and powers off.
+func initScript(kver string, b bootSpec) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t securityfs securityfs /sys/kernel/security
+echo "=== BOOTED $(uname -r)"
+dmesg -n 1
+insmod /lib/modules/%[1]s/kernel/fs/efivarfs/efivarfs.ko && mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+capture() { name=$1; shift; echo "=== CAPTURE $name"; "$@" 2>&1; echo "=== END $name rc=$?"; }
+status() { echo "=== STATUS $1"; dkms-sign-hook status --json --config /etc/dkms-sign-hook/$1; echo "=== END STATUS $1 rc=$?"; }
+capture proc-keys cat /proc/keys
+capture lockdown cat /sys/kernel/security/lockdown
+capture sig_enforce cat /sys/module/module/parameters/sig_enforce
+capture sb-state mokutil --sb-state
+capture list-enrolled mokutil --list-enrolled
+capture list-new mokutil --list-new
+capture test-key mokutil --test-key /etc/dkms-sign-hook/signing_key.der
+capture test-key-db mokutil --test-key /etc/dkms-sign-hook/db/signing_key.der
+capture efivars ls /sys/firmware/efi/efivars
+capture mok-variables ls /sys/firmware/efi/mok-variables
+capture MokListTrustedRT od -An -tx1 /sys/firmware/efi/mok-variables/MokListTrustedRT
+for k in .builtin_trusted_keys .secondary_trusted_keys .machine .platform; do capture "keyring$k" keyctl rlist "%%:$k"; done
+`, kver)
+	if b.enroll {
+		s.WriteString("printf 'sboot-test\\nsboot-test\\n' | capture enroll dkms-sign-hook enroll\n")
+		s.WriteString("capture list-new-after-enroll mokutil --list-new\n")
+		s.WriteString("printf 'sboot-test\\nsboot-test\\n' | capture enroll-again dkms-sign-hook enroll\n")
+	}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r.boot == b.name && !seen[r.conf] {
+			seen[r.conf] = true
+			fmt.Fprintf(&s, "status %s\n", r.conf)
+		}
+	}
+	s.WriteString("dmesg -n 7\n")
+	for i, r := range rows {
+		if r.boot != b.name {
+			continue
+		}
+		mod := fmt.Sprintf("/var/lib/dkms/%s/1.0/%s/x86_64/module/dshtest.ko", r.pkg, kver)
+		fmt.Fprintf(&s, "echo \"=== LOAD %d insmod %s\"\nout=$(insmod %s 2>&1); rc=$?\necho \"VERDICT %d exit=$rc $out\"\n[ $rc = 0 ] && rmmod dshtest\n",
+			i, mod, mod, i)
+	}
+	s.WriteString("echo \"=== DONE\"\npoweroff -f\n")
+	return s.String()
+}

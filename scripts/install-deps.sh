@@ -8,7 +8,7 @@ apt-get update
 apt-get install -y --no-install-recommends \
 	build-essential bc bison flex cpio dwarves libelf-dev libssl-dev python3 rsync \
 	dkms kmod linux-kbuild-6.1 linux-headers-amd64 linux-source-6.12 \
-	qemu-system-x86 busybox-static \
+	qemu-system-x86 busybox-static ovmf mtools dosfstools fdisk python3-cryptography \
 	softhsm2 opensc openssl \
 	xz-utils zstd gzip keyutils mokutil \
 	debhelper dh-golang lintian

@@ -50,8 +50,10 @@ func chainPackages(kver string) []string {
 	return []string{"shim-signed", "grub-efi-amd64-signed", "linux-image-" + kver}
 }
 
-func (c *chain) shim() string    { return filepath.Join(c.root, "usr/lib/shim/shimx64.efi.signed") }
-func (c *chain) grub() string    { return filepath.Join(c.root, "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed") }
+func (c *chain) shim() string { return filepath.Join(c.root, "usr/lib/shim/shimx64.efi.signed") }
+func (c *chain) grub() string {
+	return filepath.Join(c.root, "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
+}
 func (c *chain) vmlinuz() string { return filepath.Join(c.root, "boot", "vmlinuz-"+c.kver) }
 func (c *chain) config() string  { return filepath.Join(c.root, "boot", "config-"+c.kver) }
 

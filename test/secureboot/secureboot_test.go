@@ -228,13 +228,15 @@ func bootAll(t *testing.T, c *chain, fwVars []string, work, tool string) map[str
 		}()
 	}
 	wg.Wait()
-	keep := os.Getenv("DKMS_SIGN_HOOK_SB_CONSOLE") // a directory to keep each boot's console in
+	// DKMS_SIGN_HOOK_SB_CONSOLE=DIR keeps each boot's console, and what it
+	// captured, one file per block, in DIR/<boot>/ (recorded outputs for
+	// pkg/kerneltrust's tests come from there).
+	keep := os.Getenv("DKMS_SIGN_HOOK_SB_CONSOLE")
 	for _, b := range boots {
 		r := results[b.name]
 		t.Logf("boot %s: %s", b.name, r.took.Round(100*time.Millisecond))
 		if keep != "" {
-			os.MkdirAll(keep, 0o755)
-			os.WriteFile(filepath.Join(keep, "console-"+b.name+".log"), []byte(r.console), 0o644)
+			keepConsole(t, filepath.Join(keep, b.name), r.console)
 		}
 		if r.err != nil {
 			t.Errorf("boot %s: %v\nconsole:\n%s", b.name, r.err, tail(r.console, 80))
@@ -264,12 +266,12 @@ func writeInitrd(c *chain, dst, work, tool string, b bootSpec) error {
 	a.Dir("tmp")
 	sys := filepath.Join(work, "system")
 	for src, dst := range map[string]string{
-		filepath.Join(sys, "var-lib-dkms"):     "var/lib/dkms",
-		filepath.Join(sys, "dkms"):             "etc/dkms",
-		filepath.Join(sys, "dkms-sign-hook"):   "etc/dkms-sign-hook",
-		c.module("kernel/fs/efivarfs"):         path("lib/modules", c.kver, "kernel/fs/efivarfs"),
+		filepath.Join(sys, "var-lib-dkms"):       "var/lib/dkms",
+		filepath.Join(sys, "dkms"):               "etc/dkms",
+		filepath.Join(sys, "dkms-sign-hook"):     "etc/dkms-sign-hook",
+		c.module("kernel/fs/efivarfs"):           path("lib/modules", c.kver, "kernel/fs/efivarfs"),
 		filepath.Join(sys, "dkms-override.conf"): "usr/share/dkms-sign-hook/dkms-override.conf",
-		c.config():                             path("boot", "config-"+c.kver),
+		c.config():                               path("boot", "config-"+c.kver),
 	} {
 		if err := a.AddTree(dst, src); err != nil {
 			return err
@@ -328,9 +330,52 @@ for k in .builtin_trusted_keys .secondary_trusted_keys .machine .platform; do ca
 			continue
 		}
 		mod := fmt.Sprintf("/var/lib/dkms/%s/1.0/%s/x86_64/module/dshtest.ko", r.pkg, kver)
-		fmt.Fprintf(&s, "echo \"=== LOAD %d insmod %s\"\nout=$(insmod %s 2>&1); rc=$?\necho \"VERDICT %d exit=$rc $out\"\n[ $rc = 0 ] && rmmod dshtest\n",
+		fmt.Fprintf(&s, "echo \"=== LOAD %d insmod %s\"\nout=$(/bin/insmod %s 2>&1); rc=$?\necho \"VERDICT %d exit=$rc $out\"\n[ $rc = 0 ] && rmmod dshtest\n",
 			i, mod, mod, i)
 	}
 	s.WriteString("echo \"=== DONE\"\npoweroff -f\n")
 	return s.String()
+}
+
+// A block is the output of one command the /init script ran between
+// "=== CAPTURE <name>" (or "=== STATUS <name>") and "=== END ... rc=<status>".
+type block struct {
+	out string
+	rc  string
+}
+
+// parseBlocks returns the console's blocks of a kind ("CAPTURE" or "STATUS")
+// by name. Kernel messages are kept off the console while they run.
+func parseBlocks(console, kind string) map[string]block {
+	m := map[string]block{}
+	var name string
+	var cur *strings.Builder
+	for _, line := range strings.Split(console, "\n") {
+		switch {
+		case strings.HasPrefix(line, "=== "+kind+" "):
+			name = strings.TrimPrefix(line, "=== "+kind+" ")
+			cur = &strings.Builder{}
+		case cur != nil && strings.HasPrefix(line, "=== END "):
+			_, rc, _ := strings.Cut(line, " rc=")
+			m[name] = block{out: cur.String(), rc: rc}
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line + "\n")
+		}
+	}
+	return m
+}
+
+// keepConsole writes a boot's console and its blocks into dir.
+func keepConsole(t *testing.T, dir, console string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Log(err)
+		return
+	}
+	os.WriteFile(filepath.Join(dir, "console.log"), []byte(console), 0o644)
+	for _, kind := range []string{"CAPTURE", "STATUS"} {
+		for name, b := range parseBlocks(console, kind) {
+			os.WriteFile(filepath.Join(dir, strings.ToLower(kind)+"-"+name+".txt"), []byte(b.out), 0o644)
+		}
+	}
 }

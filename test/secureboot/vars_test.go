@@ -27,6 +27,9 @@ func virtFwVars(t *testing.T) []string {
 	launcher := filepath.Join(dir, "root", "usr", "bin", "virt-fw-vars")
 	if _, err := os.Stat(filepath.Join(dir, "compat", "importlib_resources.py")); err != nil {
 		os.RemoveAll(dir) // plain files only
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		debroot.Unpack(t, deb, filepath.Join(dir, "root"))
 		if err := os.MkdirAll(filepath.Join(dir, "compat"), 0o755); err != nil {
 			t.Fatal(err)

@@ -67,9 +67,16 @@ func RequireSignFile(t testing.TB) string {
 // `go test ./...` runs packages in parallel. The lock is released when t ends.
 func LockDKMS(t testing.TB) {
 	t.Helper()
-	const path = "/run/lock/dkms-sign-hook-tests.lock"
 	os.MkdirAll("/run/lock", 0o755)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	t.Cleanup(LockFile(t, "/run/lock/dkms-sign-hook-tests.lock"))
+}
+
+// LockFile takes an exclusive flock(2) on path (created if missing), for
+// state shared by test processes (a cache, the real dkms); the returned
+// function releases it.
+func LockFile(t testing.TB, path string) (unlock func()) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
@@ -77,5 +84,5 @@ func LockDKMS(t testing.TB) {
 		f.Close()
 		t.Fatalf("lock %s: %v", path, err)
 	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	return func() { f.Close() } // closing releases the lock
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,7 +73,7 @@ func getChain(t *testing.T, kver string) *chain {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		testenv.Require(t, false, fmt.Sprintf("a writable test cache (%v): run as root or set DKMS_SIGN_HOOK_KERNEL_CACHE", err))
 	}
-	unlock := lockFile(t, dir+".lock")
+	unlock := testenv.LockFile(t, dir+".lock")
 	defer unlock()
 	c := &chain{kver: kver, root: filepath.Join(dir, "root")}
 	if v, err := os.ReadFile(filepath.Join(dir, "versions")); err == nil {
@@ -138,21 +137,6 @@ func parseVersions(s string) map[string]string {
 		}
 	}
 	return m
-}
-
-// lockFile takes an exclusive flock on path (created), for the cache shared
-// by test processes; the returned function releases it.
-func lockFile(t *testing.T, path string) func() {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	return func() { f.Close() }
 }
 
 // espDisk writes a GPT disk image with one EFI system partition holding the

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/debroot"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 )
 
 // virtFwVars returns the command that runs virt-fw-vars, python3-virt-firmware's
@@ -22,7 +23,7 @@ func virtFwVars(t *testing.T) []string {
 	debs := debroot.Download(t, "trixie", "python3-virt-firmware")
 	deb := debs[0]
 	dir := filepath.Join(cacheDir(), "secureboot", strings.TrimSuffix(filepath.Base(deb), ".deb"))
-	unlock := lockFile(t, dir+".lock")
+	unlock := testenv.LockFile(t, dir+".lock")
 	defer unlock()
 	launcher := filepath.Join(dir, "root", "usr", "bin", "virt-fw-vars")
 	if _, err := os.Stat(filepath.Join(dir, "compat", "importlib_resources.py")); err != nil {

@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/rogpeppe/go-internal v1.16.0
 
+require github.com/cloudflare/circl v1.6.5 // indirect
+
 require (
 	github.com/ThalesGroup/crypto11 v1.6.2
 	github.com/miekg/pkcs11 v1.1.2

@@ -13,12 +13,13 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 )
 
 func init() {
 	register(&command{
 		name:  "keygen",
-		usage: "[--type rsa|ecdsa] [--bits N] [--curve P-256|P-384] [--cn NAME] [--days N] [--encrypt] --out DIR [--write-config FILE]",
+		usage: "[--type rsa|ecdsa|mldsa44|mldsa65|mldsa87] [--bits N] [--curve P-256|P-384] [--cn NAME] [--days N] [--encrypt] --out DIR [--write-config FILE]",
 		short: "make a module signing key and certificate (PEM, and DER for mokutil --import)",
 		run:   runKeygen,
 	})
@@ -31,7 +32,7 @@ func runKeygen(e *env, args []string) error {
 	var o keys.GenerateOptions
 	var out, writeConfig string
 	var encrypt bool
-	fs.StringVar(&o.Type, "type", "rsa", "key type: rsa or ecdsa")
+	fs.StringVar(&o.Type, "type", "rsa", "key type: rsa, ecdsa, or mldsa44, mldsa65, mldsa87 (ML-DSA: Linux 7.0+)")
 	fs.IntVar(&o.Bits, "bits", 0, "RSA key size (default 4096)")
 	fs.StringVar(&o.Curve, "curve", "", "ECDSA curve: P-384 (default) or P-256")
 	fs.StringVar(&o.CommonName, "cn", defaultCN(), "certificate subject common name (modinfo shows it as signer)")
@@ -54,8 +55,8 @@ func runKeygen(e *env, args []string) error {
 	if o.Type == "ecdsa" && o.Bits != 0 {
 		return usagef("--bits is for --type rsa; ecdsa takes --curve")
 	}
-	if o.Type != "rsa" && o.Type != "ecdsa" {
-		return usagef("--type %q: want rsa or ecdsa", o.Type)
+	if _, pq := mldsa.ByName(o.Type); o.Type != "rsa" && o.Type != "ecdsa" && !pq {
+		return usagef("--type %q: want rsa, ecdsa, mldsa44, mldsa65 or mldsa87", o.Type)
 	}
 	dir, err := filepath.Abs(out)
 	if err != nil {

@@ -1,11 +1,14 @@
 package keys
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 )
 
 // LoadCertificate reads an X.509 certificate in DER or PEM form. As the
@@ -31,7 +34,7 @@ func ParseCertificate(data []byte) (*x509.Certificate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("not a valid DER certificate: %w", err)
 		}
-		return cert, nil
+		return cert, checkKey(cert)
 	}
 	rest := data
 	for {
@@ -47,11 +50,34 @@ func ParseCertificate(data []byte) (*x509.Certificate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bad PEM certificate: %w", err)
 		}
-		return cert, nil
+		return cert, checkKey(cert)
 	}
 }
 
 // isDER is sign-file's test: a DER SEQUENCE with a 1..4 byte long-form length.
 func isDER(b []byte) bool {
 	return len(b) >= 2 && b[0] == 0x30 && b[1] >= 0x81 && b[1] <= 0x84
+}
+
+// certKey is the certificate's public key, ML-DSA included (crypto/x509
+// leaves cert.PublicKey nil for algorithms it does not know); nil when
+// nobody here can parse it.
+func certKey(cert *x509.Certificate) crypto.PublicKey {
+	pub, err := mldsa.CertificateKey(cert)
+	if err != nil {
+		return nil
+	}
+	return pub
+}
+
+// checkKey parses the ML-DSA public key of a certificate crypto/x509 left
+// unparsed, so that a malformed one is refused when the certificate is read.
+func checkKey(cert *x509.Certificate) error {
+	if cert.PublicKey != nil {
+		return nil
+	}
+	if _, err := mldsa.CertificateKey(cert); err != nil && !errors.Is(err, mldsa.ErrNotMLDSA) {
+		return fmt.Errorf("public key: %w", err)
+	}
+	return nil
 }

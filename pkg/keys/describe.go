@@ -39,7 +39,7 @@ func DescribeAt(cert *x509.Certificate, now time.Time) CertInfo {
 		CommonName:   cert.Subject.CommonName,
 		Serial:       cert.SerialNumber.Text(16),
 		SKID:         hex.EncodeToString(cert.SubjectKeyId),
-		KeyType:      describe(cert.PublicKey),
+		KeyType:      describe(certKey(cert)),
 		NotBefore:    cert.NotBefore,
 		NotAfter:     cert.NotAfter,
 		Expired:      left < 0,

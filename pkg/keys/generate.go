@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/youmark/pkcs8"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
@@ -30,7 +31,7 @@ import (
 // values give the kernel's defaults (certs/default_x509.genkey): RSA-4096,
 // valid for 36500 days.
 type GenerateOptions struct {
-	Type       string // "rsa" (default) or "ecdsa"
+	Type       string // "rsa" (default), "ecdsa", or "mldsa44", "mldsa65", "mldsa87" (Linux 7.0+)
 	Bits       int    // RSA modulus size; default 4096, at least 2048
 	Curve      string // ECDSA curve: "P-384" (default) or "P-256"
 	CommonName string // subject CN; required
@@ -87,7 +88,7 @@ func Generate(o GenerateOptions) (*Generated, error) {
 	if err != nil {
 		return nil, err
 	}
-	spki, err := x509.MarshalPKIXPublicKey(signer.Public())
+	spki, err := marshalPublicKey(signer.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func Generate(o GenerateOptions) (*Generated, error) {
 		SubjectKeyId:          skid,
 		AuthorityKeyId:        skid,
 	}
-	der, err := x509.CreateCertificate(o.Rand, tmpl, tmpl, signer.Public(), signer)
+	der, err := createCertificate(o.Rand, tmpl, signer)
 	if err != nil {
 		return nil, fmt.Errorf("create certificate: %w", err)
 	}
@@ -162,11 +163,41 @@ func generateKey(o GenerateOptions) (crypto.Signer, error) {
 		}
 		return ecdsa.GenerateKey(curve, o.Rand)
 	default:
-		return nil, fmt.Errorf("key type %q: want rsa or ecdsa", o.Type)
+		p, ok := mldsa.ByName(o.Type)
+		if !ok {
+			return nil, fmt.Errorf("key type %q: want rsa, ecdsa, mldsa44, mldsa65 or mldsa87", o.Type)
+		}
+		if o.Bits != 0 || o.Curve != "" {
+			return nil, fmt.Errorf("%s keys take neither bits nor a curve", p.Short)
+		}
+		if o.Passphrase != nil {
+			return nil, fmt.Errorf("%s: encrypted ML-DSA keys are not supported; keep the key unencrypted (mode 0600) or on removable media", p.Short)
+		}
+		return p.GenerateKey(o.Rand)
 	}
 }
 
+// marshalPublicKey is x509.MarshalPKIXPublicKey, ML-DSA included.
+func marshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
+	if _, ok := mldsa.Of(pub); ok {
+		return mldsa.MarshalPublicKey(pub)
+	}
+	return x509.MarshalPKIXPublicKey(pub)
+}
+
+// createCertificate self-signs tmpl with signer, ML-DSA included.
+func createCertificate(rnd io.Reader, tmpl *x509.Certificate, signer crypto.Signer) ([]byte, error) {
+	if _, ok := mldsa.Of(signer); ok {
+		return mldsa.CreateSelfSigned(rnd, tmpl, signer)
+	}
+	return x509.CreateCertificate(rnd, tmpl, tmpl, signer.Public(), signer)
+}
+
 func pkcs8Key(signer crypto.Signer, o GenerateOptions) ([]byte, error) {
+	if _, ok := mldsa.Of(signer); ok {
+		// What OpenSSL 3.5+ writes by default: seed and expanded key.
+		return mldsa.MarshalPKCS8(signer, mldsa.Both)
+	}
 	if o.Passphrase == nil {
 		return x509.MarshalPKCS8PrivateKey(signer)
 	}

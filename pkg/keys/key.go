@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 )
 
 // Options control how Open finds a key's passphrase or PIN and what it checks.
@@ -105,7 +107,12 @@ func describe(pub crypto.PublicKey) string {
 		return fmt.Sprintf("RSA-%d", p.N.BitLen())
 	case *ecdsa.PublicKey:
 		return "ECDSA-" + strings.ReplaceAll(p.Curve.Params().Name, "-", "")
+	case nil:
+		return "unknown key"
 	default:
+		if m, ok := mldsa.Of(p); ok {
+			return m.Name
+		}
 		return fmt.Sprintf("%T", pub)
 	}
 }

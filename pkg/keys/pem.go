@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/youmark/pkcs8"
 )
 
@@ -95,6 +96,10 @@ func decodeKeyBlock(block *pem.Block, what string, o *Options) (crypto.Signer, e
 			if strings.Contains(err.Error(), "incorrect password") {
 				return nil, fmt.Errorf("%w (from %s)", ErrWrongPassphrase, source)
 			}
+			if strings.Contains(err.Error(), "unknown algorithm") {
+				// Decrypted, but crypto/x509 cannot parse the key inside: ML-DSA.
+				return nil, errors.New("encrypted key of an algorithm crypto/x509 does not know (ML-DSA?): store it unencrypted, mode 0600 (openssl pkey -in KEY -out PLAIN), or on a token")
+			}
 			return nil, fmt.Errorf("encrypted PKCS#8: %v (re-encrypt with: openssl pkcs8 -topk8 -v2 aes256)", err)
 		}
 		return checkSigner(key)
@@ -122,6 +127,11 @@ func parseDERKey(typ string, der []byte) (crypto.Signer, error) {
 	case "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(der)
 	default:
+		if mldsa.IsPKCS8(der) {
+			// crypto/x509 does not know ML-DSA (OpenSSL 3.5+ PKCS#8).
+			key, err = mldsa.ParsePKCS8(der)
+			break
+		}
 		key, err = x509.ParsePKCS8PrivateKey(der)
 	}
 	if err != nil {
@@ -137,7 +147,10 @@ func checkSigner(key any) (crypto.Signer, error) {
 		return k, nil
 	case *ecdsa.PrivateKey:
 		return k, nil
-	default:
-		return nil, fmt.Errorf("unsupported key type %T (the kernel verifies RSA and ECDSA module signatures)", key)
+	case crypto.Signer:
+		if _, ok := mldsa.Of(k); ok {
+			return k, nil
+		}
 	}
+	return nil, fmt.Errorf("unsupported key type %T (the kernel verifies RSA, ECDSA and, from Linux 7.0, ML-DSA module signatures)", key)
 }

@@ -37,6 +37,8 @@ fuzz:
 	for f in FuzzParsePKCS11URI FuzzParsePEMKey FuzzParseCertificate; do \
 		$(GO) test -run '^$$' -fuzz $$f -fuzztime $(FUZZTIME) ./pkg/keys || exit 1; done
 	$(GO) test -run '^$$' -fuzz FuzzParseProcKeys -fuzztime $(FUZZTIME) ./pkg/kerneltrust
+	for f in FuzzParsePublicKey FuzzParsePKCS8; do \
+		$(GO) test -run '^$$' -fuzz $$f -fuzztime $(FUZZTIME) ./pkg/mldsa || exit 1; done
 
 deps:
 	./scripts/install-deps.sh

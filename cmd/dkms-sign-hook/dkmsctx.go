@@ -74,7 +74,7 @@ const (
 // signerFromConfig opens the configured key and certificate for hash.
 func signerFromConfig(e *env, cfg *config.Config, hash string, access keyAccess) (*sign.Signer, func(), error) {
 	spec := signerSpec{key: cfg.Key, cert: cfg.Certificate, hash: hash, pinFile: cfg.PinFile, pkcs11Module: cfg.PKCS11Module,
-		prompt: access == interactive}
+		prompt: access == interactive, authAttrs: cfg.AuthAttrs == "yes"}
 	if cfg.KeyID == config.KeyIDSKID {
 		spec.keyID = sign.KeyIDSKID
 	}

@@ -22,6 +22,7 @@ func keyFlags(fs *flag.FlagSet, s *signerSpec, skid *bool) {
 	fs.StringVar(&s.cert, "cert", "", "certificate (PEM or DER) matching the key")
 	fs.StringVar(&s.hash, "hash", "sha512", "digest: sha256, sha384, sha512, sha3-256, sha3-384, sha3-512")
 	fs.BoolVar(skid, "keyid", false, "name the key by subjectKeyIdentifier (sign-file -k) instead of issuer and serial")
+	fs.BoolVar(&s.authAttrs, "authattrs", false, "ML-DSA keys: add signed attributes as the kernel's sign-file does with OpenSSL 3.5+ (only kernels built with PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA load them)")
 }
 
 func runSign(e *env, args []string) error {

@@ -13,6 +13,7 @@ import (
 type signerSpec struct {
 	key, cert, hash string
 	keyID           sign.KeyID
+	authAttrs       bool // ML-DSA with signed attributes
 	pinFile         string
 	pkcs11Module    string
 	// prompt allows asking for a passphrase on the terminal: only for
@@ -46,7 +47,7 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 	if err != nil {
 		return nil, nil, nameIn(redactURI(s.key), "key", err)
 	}
-	signer, err := sign.NewSigner(key, cert, sign.Options{Hash: h, KeyID: s.keyID})
+	signer, err := sign.NewSigner(key, cert, sign.Options{Hash: h, KeyID: s.keyID, AuthAttrs: s.authAttrs})
 	if err != nil {
 		key.Close()
 		if errors.Is(err, sign.ErrKeyMismatch) {

@@ -108,6 +108,7 @@ func runSignFile(e *env, args []string) error {
 		return err
 	}
 	spec.pinFile, spec.pkcs11Module = cfg.PinFile, cfg.PKCS11Module
+	spec.authAttrs = cfg.AuthAttrs == "yes"
 	signer, closeKey, err := openSigner(e, spec)
 	if err != nil {
 		return err

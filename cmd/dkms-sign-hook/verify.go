@@ -13,7 +13,7 @@ import (
 func init() {
 	register(&command{
 		name:  "verify",
-		usage: "--cert CERT [--cert CERT2 ...] [--json] MODULE...",
+		usage: "--cert CERT [--cert CERT2 ...] [--kernel-config FILE] [--json] MODULE...",
 		short: "check that modules carry a valid signature by one of the certificates",
 		run:   runVerify,
 	})
@@ -31,8 +31,16 @@ func runVerify(e *env, args []string) error {
 	var certPaths stringList
 	fs.Var(&certPaths, "cert", "trusted certificate, PEM or DER (repeatable)")
 	asJSON := fs.Bool("json", false, "print one JSON object per module")
+	kconfig := fs.String("kernel-config", "", "judge as the kernel built with this .config would (ML-DSA signed-attributes waiver, hashes it has); default: a kernel with every hash and no waiver")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var pol sign.Policy
+	if *kconfig != "" {
+		var err error
+		if pol, err = sign.KernelPolicyFile(*kconfig); err != nil {
+			return withHint(err, "give the target kernel's .config, e.g. /boot/config-$(uname -r)")
+		}
 	}
 	if len(certPaths) == 0 {
 		return usagef("at least one --cert is required")
@@ -46,7 +54,7 @@ func runVerify(e *env, args []string) error {
 	}
 	bad := 0
 	for _, path := range fs.Args() {
-		_, v, err := sign.Check(path, certs)
+		_, v, err := sign.CheckFor(path, certs, pol)
 		if err != nil {
 			bad++
 			reportModuleError(e, c, path, err)
@@ -60,7 +68,11 @@ func runVerify(e *env, args []string) error {
 			b, _ := json.Marshal(v)
 			fmt.Fprintln(e.stdout, string(b))
 		case v.State == sign.StateValid:
-			fmt.Fprintf(e.stdout, "%s: valid (signer %q, %s)\n", path, v.Signer, v.Hash)
+			alg := ""
+			if strings.HasPrefix(v.Algo, "mldsa") {
+				alg = v.Algo + " "
+			}
+			fmt.Fprintf(e.stdout, "%s: valid (signer %q, %s%s)\n", path, v.Signer, alg, v.Hash)
 		default:
 			fmt.Fprintf(e.stdout, "%s: %s: %s\n", path, v.State, v.Detail)
 		}

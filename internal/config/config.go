@@ -7,6 +7,7 @@
 //	key_id = issuer-serial ; or skid
 //	pin_file =             ; file holding the key's passphrase or the token PIN
 //	pkcs11_module =        ; PKCS#11 module for pkcs11: URIs without module-path
+//	authattrs = no         ; yes: ML-DSA with signed attributes (sign-file's form; waiver kernels only)
 //	[hook]
 //	missing_key = warn     ; or fail
 //	log = /var/log/dkms-sign-hook/signed.jsonl
@@ -57,6 +58,12 @@ type Config struct {
 	KeyID        string // "issuer-serial" or "skid"
 	PinFile      string // optional
 	PKCS11Module string // optional
+	// AuthAttrs is "no" (default: pure ML-DSA, which every ML-DSA kernel
+	// loads) or "yes" (ML-DSA with signed attributes, as Linux 7.x's
+	// sign-file makes it: only kernels built with
+	// PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA load it). With an RSA or
+	// ECDSA key "yes" is refused: kernels reject their signed attributes.
+	AuthAttrs string
 
 	MissingKey string // "warn" or "fail"
 	Log        string // JSON-lines signing log
@@ -69,6 +76,7 @@ func Default() *Config {
 		Certificate: "/etc/dkms-sign-hook/signing_key.x509",
 		Hash:        HashAuto,
 		KeyID:       KeyIDIssuerSerial,
+		AuthAttrs:   "no",
 		MissingKey:  MissingKeyWarn,
 		Log:         "/var/log/dkms-sign-hook/signed.jsonl",
 	}
@@ -117,7 +125,7 @@ func LoadFile(path string) (*Config, error) {
 
 // known lists the sections and their keys.
 var known = map[string][]string{
-	"signing": {"key", "certificate", "hash", "key_id", "pin_file", "pkcs11_module"},
+	"signing": {"key", "certificate", "hash", "key_id", "pin_file", "pkcs11_module", "authattrs"},
 	"hook":    {"missing_key", "log"},
 }
 
@@ -139,7 +147,8 @@ func Parse(path string, data []byte) (*Config, error) {
 	fields := map[string]*string{
 		"signing.key": &c.Key, "signing.certificate": &c.Certificate, "signing.hash": &c.Hash,
 		"signing.key_id": &c.KeyID, "signing.pin_file": &c.PinFile, "signing.pkcs11_module": &c.PKCS11Module,
-		"hook.missing_key": &c.MissingKey, "hook.log": &c.Log,
+		"signing.authattrs": &c.AuthAttrs,
+		"hook.missing_key":  &c.MissingKey, "hook.log": &c.Log,
 	}
 	for _, s := range f.Sections() {
 		for _, k := range s.Keys() {
@@ -191,6 +200,8 @@ func check(id, v string) error {
 		}
 	case "signing.key_id":
 		return oneOf(v, KeyIDIssuerSerial, KeyIDSKID)
+	case "signing.authattrs":
+		return oneOf(v, "no", "yes")
 	case "hook.missing_key":
 		return oneOf(v, MissingKeyWarn, MissingKeyFail)
 	}

@@ -77,7 +77,7 @@ func TestParseFull(t *testing.T) {
 	}
 	want := Config{Path: "f.conf", Key: "pkcs11:token=dkms;object=signing", Certificate: "/etc/x/cert.der",
 		Hash: "sha3-384", KeyID: "skid", PinFile: "/etc/x/pin", PKCS11Module: "/usr/lib/softhsm/libsofthsm2.so",
-		MissingKey: "fail", Log: "/var/log/x.jsonl"}
+		AuthAttrs: "no", MissingKey: "fail", Log: "/var/log/x.jsonl"}
 	if *c != want {
 		t.Errorf("got  %+v\nwant %+v", *c, want)
 	}
@@ -85,7 +85,7 @@ func TestParseFull(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"[signing]\nkey = /k\nfoo = 1\n", `f.conf:3: unknown key "foo" in [signing] (known: key, certificate, hash, key_id, pin_file, pkcs11_module)`},
+		{"[signing]\nkey = /k\nfoo = 1\n", `f.conf:3: unknown key "foo" in [signing] (known: key, certificate, hash, key_id, pin_file, pkcs11_module, authattrs)`},
 		{"[signing]\n\n[hooks]\n", `f.conf:3: unknown section [hooks] (known: [signing], [hook])`},
 		{"key = /k\n", `f.conf:1: key "key" outside a section (put it under [signing] or [hook])`},
 		{"[hook]\nmissing_key = sometimes\n", `f.conf:2: missing_key: bad value "sometimes" (use warn or fail)`},

@@ -40,7 +40,7 @@ func FuzzParsePKCS7(f *testing.F) {
 			t.Fatal("accepted a message without signers")
 		}
 		describeSegment(Segment{Blob: data})
-		verifySigned(sd, bytes.NewReader([]byte("module")), nil)
+		verifySigned(sd, bytes.NewReader([]byte("module")), nil, Policy{MLDSAAuthAttrs: true})
 	})
 }
 

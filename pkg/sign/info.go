@@ -61,9 +61,12 @@ type SignatureInfo struct {
 	SigAlgo   string `json:"sig_algo"`
 	Signature string `json:"signature"`
 	// Anomalies the kernel cares about.
-	SignedAttributes bool   `json:"signed_attributes,omitempty"`
-	Certificates     int    `json:"certificates,omitempty"`
-	Error            string `json:"error,omitempty"`
+	SignedAttributes bool `json:"signed_attributes,omitempty"`
+	// Kernels says which kernels accept this form of signature, e.g.
+	// "Linux 7.x with CRYPTO_MLDSA" for pure ML-DSA.
+	Kernels      string `json:"kernels,omitempty"`
+	Certificates int    `json:"certificates,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // InspectFile reads a module's signatures without verifying them.
@@ -111,13 +114,38 @@ func describeSegment(seg Segment) SignatureInfo {
 	out.Signature = hexColon(si.signature)
 	out.SignedAttributes = si.signedAttrs
 	out.Certificates = len(sd.certificates)
+	out.Kernels = kernelsAccepting(si)
 	return out
+}
+
+// kernelsAccepting says which kernels take a SignerInfo's form (what
+// Linux's pkcs7 code and Kconfig allow; 7.2 is where it was seen).
+func kernelsAccepting(si *signerInfo) string {
+	p, isML := isMLDSAOID(si.sigAlgOID)
+	switch {
+	case isML && si.signedAttrs:
+		return "Linux 7.x built with CRYPTO_MLDSA and PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA only (" + p.Name + " over signed attributes, as sign-file makes it with OpenSSL 3.5+)"
+	case isML:
+		return "Linux 7.x built with CRYPTO_MLDSA (pure " + p.Name + " over the module, no signed attributes)"
+	case si.signedAttrs:
+		return "none: kernels reject signed attributes on RSA and ECDSA module signatures"
+	case isECDSAOID(si.sigAlgOID):
+		return "Linux 5.15+ with CRYPTO_ECDSA"
+	}
+	return ""
 }
 
 // VerifyFile checks the signature the kernel would check (the last one)
 // against certs. The error says why a module would be refused: ErrUnsigned,
 // ErrUnknownKey, ErrBadSignature, ErrMalformed or ErrUnsupported.
+// It judges as a kernel without the ML-DSA signed-attributes waiver would.
 func VerifyFile(path string, certs []*x509.Certificate) (*Info, error) {
+	return VerifyFileFor(path, certs, Policy{})
+}
+
+// VerifyFileFor is VerifyFile for a kernel with the given policy (from its
+// configuration: KernelPolicy).
+func VerifyFileFor(path string, certs []*x509.Certificate, pol Policy) (*Info, error) {
 	m, err := openModule(path, modfile.DefaultLimit)
 	if err != nil {
 		return nil, err
@@ -132,7 +160,7 @@ func VerifyFile(path string, certs []*x509.Certificate) (*Info, error) {
 	if err != nil {
 		return info, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	cert, err := verifySigned(sd, io.NewSectionReader(m.content, 0, last.Offset), certs)
+	cert, err := verifySigned(sd, io.NewSectionReader(m.content, 0, last.Offset), certs, pol)
 	if err != nil {
 		return info, err
 	}

@@ -26,8 +26,9 @@ type method interface {
 	digest() hashAlg
 	// algorithm is the DER signatureAlgorithm AlgorithmIdentifier.
 	algorithm() []byte
-	// sign returns the signature value over the whole module.
-	sign(module io.Reader) ([]byte, error)
+	// sign returns the signature value over the whole module and, when the
+	// signature covers signed attributes instead, their DER SET OF.
+	sign(module io.Reader) (sig, attrs []byte, err error)
 }
 
 var (
@@ -88,23 +89,23 @@ func newDigestSigner(key crypto.Signer, h hashAlg) (*digestSigner, error) {
 		}
 		return &digestSigner{key, h, algorithmIdentifier(oid, false)}, nil
 	default:
-		return nil, fmt.Errorf("unsupported key type %T (want RSA or ECDSA)", key.Public())
+		return nil, fmt.Errorf("unsupported key type %T (want RSA, ECDSA or ML-DSA)", key.Public())
 	}
 }
 
 func (d *digestSigner) digest() hashAlg   { return d.h }
 func (d *digestSigner) algorithm() []byte { return d.alg }
 
-func (d *digestSigner) sign(module io.Reader) ([]byte, error) {
+func (d *digestSigner) sign(module io.Reader) (sig, attrs []byte, err error) {
 	h := d.h.hash.New()
 	if _, err := io.Copy(h, module); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sig, err := d.key.Sign(rand.Reader, h.Sum(nil), d.h.hash)
+	sig, err = d.key.Sign(rand.Reader, h.Sum(nil), d.h.hash)
 	if err != nil {
-		return nil, fmt.Errorf("%s signature: %w", d.h.name, err)
+		return nil, nil, fmt.Errorf("%s signature: %w", d.h.name, err)
 	}
-	return sig, nil
+	return sig, nil, nil
 }
 
 // ErrUnsupported reports a signature the kernel cannot check (its answer is
@@ -142,6 +143,9 @@ func verifyDigest(pub crypto.PublicKey, sigAlg asn1.ObjectIdentifier, params []b
 		}
 		return nil
 	default:
+		if _, ok := isMLDSAOID(sigAlg); ok {
+			return fmt.Errorf("%w: %s signature for a %T certificate key", ErrUnsupported, sigAlgName(sigAlg), pub)
+		}
 		return fmt.Errorf("%w: certificate key type %T", ErrUnsupported, pub)
 	}
 }
@@ -162,6 +166,9 @@ func sigAlgName(oid asn1.ObjectIdentifier) string {
 		return "rsaEncryption"
 	case oid.Equal(oidSHA256WithRSA):
 		return "sha256WithRSAEncryption"
+	}
+	if p, ok := isMLDSAOID(oid); ok {
+		return p.Short
 	}
 	for h, o := range ecdsaSigOIDs {
 		if o.Equal(oid) {

@@ -44,6 +44,7 @@ type signerInfo struct {
 	sigAlgOID    asn1.ObjectIdentifier
 	sigAlgParams []byte // raw parameters, nil when absent
 	signedAttrs  bool
+	attrs        []byte // the raw [0] signedAttrs element, when present
 	signature    []byte
 }
 
@@ -65,8 +66,9 @@ type signedData struct {
 
 // marshalSignedData encodes a ContentInfo{signedData} exactly as sign-file
 // does: detached data, no certificates, no CRLs, one SignerInfo without
-// attributes. sigAlg is a DER AlgorithmIdentifier.
-func marshalSignedData(cert *x509.Certificate, keyID KeyID, digestOID asn1.ObjectIdentifier, sigAlg, signature []byte) ([]byte, error) {
+// attributes (or, for ML-DSA on request, with attrs: the DER SET OF signed
+// attributes, written [0] IMPLICIT). sigAlg is a DER AlgorithmIdentifier.
+func marshalSignedData(cert *x509.Certificate, keyID KeyID, digestOID asn1.ObjectIdentifier, sigAlg, attrs, signature []byte) ([]byte, error) {
 	// SignedData and SignerInfo are v1 with issuer+serial, v3 with a SKID (RFC 5652 5.1, 5.3).
 	version := int64(1)
 	var sid func(b *cryptobyte.Builder)
@@ -107,6 +109,10 @@ func marshalSignedData(cert *x509.Certificate, keyID KeyID, digestOID asn1.Objec
 						b.AddASN1Int64(version)
 						sid(b)
 						digestAlg(b)
+						if attrs != nil {
+							b.AddUint8(0xa0) // [0] IMPLICIT SET OF
+							b.AddBytes(attrs[1:])
+						}
 						b.AddBytes(sigAlg)
 						b.AddASN1OctetString(signature)
 					})
@@ -258,9 +264,12 @@ func parseSignerInfo(s *cryptobyte.String) (*signerInfo, error) {
 	if si.digestOID, _, err = readAlgorithmIdentifier(&in); err != nil {
 		return nil, pkcs7Errorf("digestAlgorithm: %v", err)
 	}
-	var attrs cryptobyte.String
-	if !in.ReadOptionalASN1(&attrs, &si.signedAttrs, cbasn1.Tag(0).Constructed().ContextSpecific()) {
-		return nil, pkcs7Errorf("signedAttrs")
+	if in.PeekASN1Tag(cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		var attrs cryptobyte.String
+		if !in.ReadASN1Element(&attrs, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+			return nil, pkcs7Errorf("signedAttrs")
+		}
+		si.signedAttrs, si.attrs = true, attrs
 	}
 	if si.sigAlgOID, si.sigAlgParams, err = readAlgorithmIdentifier(&in); err != nil {
 		return nil, pkcs7Errorf("signatureAlgorithm: %v", err)

@@ -3,12 +3,19 @@ package sign
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
@@ -20,7 +27,15 @@ type Options struct {
 	// KeyID selects how the signature names the certificate.
 	KeyID KeyID
 	// Limit caps a decompressed module; zero means modfile.DefaultLimit.
+	// It also caps a module signed with ML-DSA, which is held in memory.
 	Limit int64
+	// AuthAttrs signs ML-DSA with signed attributes, the form Linux 7.x's
+	// sign-file makes with OpenSSL 3.5+, which only kernels built with
+	// PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA load. The default, without
+	// them, is pure ML-DSA over the module, which every ML-DSA kernel loads.
+	AuthAttrs bool
+	// Now gives signingTime for AuthAttrs; nil means time.Now.
+	Now func() time.Time
 }
 
 // Signer signs modules with one key and certificate.
@@ -44,21 +59,68 @@ func NewSigner(key crypto.Signer, cert *x509.Certificate, o Options) (*Signer, e
 	if !ok || !o.Hash.Available() {
 		return nil, fmt.Errorf("unsupported hash %v", o.Hash)
 	}
+	certKey, err := mldsa.CertificateKey(cert)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
+	if !ok || !pub.Equal(certKey) {
 		return nil, ErrKeyMismatch
 	}
 	if o.KeyID == KeyIDSKID && len(cert.SubjectKeyId) == 0 {
 		return nil, errors.New("certificate has no subjectKeyIdentifier; sign with the issuer+serial key id instead")
 	}
-	m, err := newDigestSigner(key, h)
-	if err != nil {
-		return nil, err
-	}
 	if o.Limit == 0 {
 		o.Limit = modfile.DefaultLimit
 	}
+	m, err := newMethod(key, h, o)
+	if err != nil {
+		return nil, err
+	}
 	return &Signer{cert: cert, keyID: o.KeyID, m: m, limit: o.Limit}, nil
+}
+
+// newMethod picks how key signs: hash-then-sign, or ML-DSA in the form asked.
+func newMethod(key crypto.Signer, h hashAlg, o Options) (method, error) {
+	p, ok := mldsa.Of(key.Public())
+	if !ok {
+		if o.AuthAttrs {
+			return nil, fmt.Errorf("signed attributes are for ML-DSA keys only: the kernel rejects them with %s", describeKey(key.Public()))
+		}
+		return newDigestSigner(key, h)
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &mldsaSigner{key: key, p: p, h: h, attrs: o.AuthAttrs, limit: o.Limit, now: now}, nil
+}
+
+// AuthAttrs reports whether the signer adds signed attributes (ML-DSA only).
+func (s *Signer) AuthAttrs() bool {
+	m, ok := s.m.(*mldsaSigner)
+	return ok && m.attrs
+}
+
+// Algorithm names the signature algorithm, e.g. "rsaEncryption", "mldsa65".
+func (s *Signer) Algorithm() string {
+	alg := cryptobyte.String(s.m.algorithm())
+	oid, _, err := readAlgorithmIdentifier(&alg)
+	if err != nil {
+		return "unknown"
+	}
+	return sigAlgName(oid)
+}
+
+// describeKey names a public key's algorithm for messages.
+func describeKey(pub crypto.PublicKey) string {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		return "RSA keys"
+	case *ecdsa.PublicKey:
+		return "ECDSA keys"
+	}
+	return fmt.Sprintf("%T keys", pub)
 }
 
 // Certificate returns the signer's certificate.
@@ -73,11 +135,11 @@ func (s *Signer) KeyID() KeyID { return s.keyID }
 // PKCS7 returns the detached PKCS#7 signature of module: what sign-file -d
 // writes to <module>.p7s.
 func (s *Signer) PKCS7(module io.Reader) ([]byte, error) {
-	sig, err := s.m.sign(module)
+	sig, attrs, err := s.m.sign(module)
 	if err != nil {
 		return nil, err
 	}
-	return marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), sig)
+	return marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), attrs, sig)
 }
 
 // Result says what SignFile did.
@@ -238,10 +300,19 @@ func (s *Signer) alreadySigned(m *module) bool {
 	if err != nil || len(sd.signers) != 1 {
 		return false
 	}
-	same, err := marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), sd.signers[0].signature)
+	si := &sd.signers[0]
+	if si.signedAttrs != s.AuthAttrs() {
+		return false
+	}
+	var attrs []byte
+	if si.signedAttrs {
+		attrs = slices.Clone(si.attrs)
+		attrs[0] = 0x31
+	}
+	same, err := marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), attrs, si.signature)
 	if err != nil || !bytes.Equal(same, blob) {
 		return false
 	}
-	_, err = verifySigned(sd, io.NewSectionReader(m.content, 0, m.unsignedLen()), []*x509.Certificate{s.cert})
+	_, err = verifySigned(sd, io.NewSectionReader(m.content, 0, m.unsignedLen()), []*x509.Certificate{s.cert}, Policy{MLDSAAuthAttrs: true})
 	return err == nil
 }

@@ -56,6 +56,9 @@ type Verdict struct {
 	// name, or "skid <hex>" for a signature naming its key by SKID.
 	Signer string `json:"signer,omitempty"`
 	Hash   string `json:"sig_hashalgo,omitempty"`
+	Algo   string `json:"sig_algo,omitempty"`
+	// Kernels says which kernels accept the signature's form (ML-DSA, ECDSA).
+	Kernels string `json:"kernels,omitempty"`
 	// Signatures counts the appended signatures (the kernel checks the last).
 	Signatures int `json:"signatures"`
 }
@@ -64,7 +67,12 @@ type Verdict struct {
 // returns its Info with State and Detail set, and its Verdict. The error is
 // non-nil only for a file that has no state: unreadable, or not a module.
 func Check(path string, certs []*x509.Certificate) (*Info, Verdict, error) {
-	info, err := VerifyFile(path, certs)
+	return CheckFor(path, certs, Policy{})
+}
+
+// CheckFor is Check for a kernel with the given policy (KernelPolicy).
+func CheckFor(path string, certs []*x509.Certificate, pol Policy) (*Info, Verdict, error) {
+	info, err := VerifyFileFor(path, certs, pol)
 	state, ok := StateOf(err)
 	if !ok {
 		return nil, Verdict{}, err
@@ -78,7 +86,7 @@ func Check(path string, certs []*x509.Certificate) (*Info, Verdict, error) {
 	}
 	v := Verdict{Path: path, State: state, Detail: info.Detail, Signatures: len(info.Signatures)}
 	if last := info.Last(); last != nil {
-		v.Signer, v.Hash = last.Signer, last.HashAlgo
+		v.Signer, v.Hash, v.Algo, v.Kernels = last.Signer, last.HashAlgo, last.SigAlgo, last.Kernels
 		if v.Signer == "" && last.SKID != "" {
 			v.Signer = "skid " + last.SKID
 		}

@@ -146,8 +146,9 @@ func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, certs []*x509.Ce
 	for _, s := range skipped {
 		bs.Skipped = append(bs.Skipped, Skipped{Path: s.Path, Why: s.Why})
 	}
+	pol := kernelPolicy(r, b.KernelVer)
 	check := func(path string, where Where) {
-		_, v, err := sign.Check(path, certs)
+		_, v, err := sign.CheckFor(path, certs, pol)
 		if err != nil {
 			bs.Skipped = append(bs.Skipped, Skipped{Path: path, Why: strings.Join(strings.Fields(err.Error()), " ")})
 			return

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
 

@@ -46,6 +46,10 @@ func (r Roots) DKMSTree() string { return r.Path("/var/lib/dkms") }
 // Modules is /lib/modules: installed modules and kernel headers.
 func (r Roots) Modules() string { return r.Path("/lib/modules") }
 
+// UbuntuMOK is the MOK certificate Ubuntu's DKMS signs with through
+// kmodsign (shim-signed's update-secureboot-policy makes it).
+func (r Roots) UbuntuMOK() string { return r.Path("/var/lib/shim-signed/mok/MOK.der") }
+
 // Proc is /proc: the running kernel's release and keyrings.
 func (r Roots) Proc() string { return r.Path("/proc") }
 

@@ -25,6 +25,10 @@ type Report struct {
 	Certificate Certificate             `json:"certificate"`
 	Packages    []Package               `json:"packages"`
 	Builds      []Build                 `json:"builds"`
+	// UbuntuMOK is the MOK certificate Ubuntu's DKMS signs with, when the
+	// system has one (/var/lib/shim-signed/mok/MOK.der).
+	UbuntuMOK string `json:"ubuntu_mok,omitempty"`
+	ubuntuMOK *ubuntuMOK
 }
 
 // Certificate is the configured certificate and what the system makes of it.
@@ -97,6 +101,9 @@ func Collect(h *dkmsenv.Host, certPath string) (*Report, error) {
 		Enforcement: kerneltrust.ReadEnforcement(h.Roots.Sys()),
 	}
 	certs := rep.readCertificate(h.Roots, certPath)
+	if rep.ubuntuMOK = readUbuntuMOK(h.Roots); rep.ubuntuMOK != nil {
+		rep.UbuntuMOK = h.Roots.UbuntuMOK()
+	}
 	pkgs, err := dkmsenv.Packages(h.Tree)
 	if err != nil {
 		return nil, err
@@ -155,6 +162,7 @@ func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, certs []*x509.Ce
 		}
 		m := Module{Verdict: v, Where: where}
 		m.Loads, m.Reason, m.Explanation = Judge(v, rep.Certificate.Trust, rep.Enforcement)
+		rep.judgeUbuntuMOK(&m, certs)
 		bs.Modules = append(bs.Modules, m)
 	}
 	for _, f := range files {

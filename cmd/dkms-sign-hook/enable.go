@@ -218,6 +218,10 @@ func (t *dkmsTarget) enableFramework(e *env, cfgPath, signFile string) error {
 	if exists && !ours {
 		return fmt.Errorf("%s exists and was not written by dkms-sign-hook; left untouched", p)
 	}
+	if d, err := dkmsenv.FindDKMS(); err == nil && !d.DropIns {
+		return withHint(fmt.Errorf("refusing the framework route: dkms %s (%s) does not read %s (DKMS 3.0.4 and later do)", d.Version, d.Path, filepath.Dir(p)),
+			"use per-package overrides: `dkms-sign-hook enable PKG...` or `--all`")
+	}
 	st, err := os.Stat(signFile)
 	if err != nil || st.Mode()&0o111 == 0 || st.IsDir() {
 		return withHint(fmt.Errorf("sign-file %s is missing or not executable", signFile),

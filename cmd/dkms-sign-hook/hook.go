@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 
 	"github.com/sirupsen/logrus"
@@ -29,7 +30,7 @@ func init() {
 // runHook is what DKMS runs as POST_BUILD, in <dkms_tree>/<module>/<version>/build.
 // It first runs the package's own POST_BUILD (passed after --), then signs
 // every module in the module directory with the configured key.
-func runHook(e *env, args []string) error {
+func runHook(e *env, args []string) (err error) {
 	c := commands["hook"]
 	fs := newFlags(c, e)
 	cfgPath := fs.String("config", "", "configuration file (default $"+config.EnvVar+", else "+config.DefaultPath+")")
@@ -37,6 +38,15 @@ func runHook(e *env, args []string) error {
 		return err
 	}
 	log := newLogger(e)
+	if tty := capturedTTY(e); tty != nil {
+		defer tty.Close()
+		log.AddHook(ttyHook{tty})
+		defer func() {
+			if err != nil {
+				fmt.Fprintf(tty, "dkms-sign-hook hook: %v\n", err)
+			}
+		}()
+	}
 	cfg, cfgErr := loadConfig(e, *cfgPath)
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -203,6 +213,40 @@ func newLogger(e *env) *logrus.Logger {
 	l.SetOutput(e.stderr)
 	l.SetFormatter(lineFormatter{})
 	return l
+}
+
+// capturedTTY returns the terminal when the hook's stderr is a regular file:
+// DKMS 3.1.7 and later append POST_BUILD's output to make.log, so a warning
+// that modules are NOT signed would reach no one; it is repeated on the
+// terminal dkms (or apt) runs in, if there is one.
+func capturedTTY(e *env) *os.File {
+	f, ok := e.stderr.(*os.File)
+	if !ok {
+		return nil
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil
+	}
+	return tty
+}
+
+// ttyHook writes warnings and errors to the terminal too.
+type ttyHook struct{ tty *os.File }
+
+func (ttyHook) Levels() []logrus.Level {
+	return []logrus.Level{logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel, logrus.WarnLevel}
+}
+
+func (h ttyHook) Fire(en *logrus.Entry) error {
+	line, err := lineFormatter{}.Format(en)
+	if err == nil {
+		h.tty.Write(line)
+	}
+	return nil
 }
 
 type lineFormatter struct{}

@@ -40,11 +40,7 @@ func (r *Root) BuildTool(t testing.TB) string {
 	src := filepath.Join(ToolDir, "src-"+hash)
 	hostSrc := filepath.Join(r.Dir, src)
 	os.RemoveAll(hostSrc) // a copy of plain files, nothing is mounted below
-	for _, f := range files {
-		if err := copyFile(filepath.Join(repo, f), filepath.Join(hostSrc, f)); err != nil {
-			t.Fatalf("debroot: copy the checkout into the root: %v", err)
-		}
-	}
+	copyFiles(t, repo, files, hostSrc)
 	tmp := bin + ".tmp"
 	script := `set -e; cd "$1"; mkdir -p "$(dirname "$2")"; go build -trimpath -o "$2" ./cmd/dkms-sign-hook; mv "$2" "$3"`
 	out, err := r.Run(t, []string{"CGO_ENABLED=1"}, "/bin/sh", "-c", script, "build", src, tmp, bin)
@@ -53,6 +49,23 @@ func (r *Root) BuildTool(t testing.TB) string {
 	}
 	os.RemoveAll(hostSrc)
 	return bin
+}
+
+// CopyCheckout copies this checkout's files (as `make deb` takes them:
+// tracked, and untracked but not ignored) to dir inside the root.
+func (r *Root) CopyCheckout(t testing.TB, dir string) {
+	t.Helper()
+	repo := repoRoot(t)
+	copyFiles(t, repo, repoFiles(t, repo), filepath.Join(r.Dir, dir))
+}
+
+func copyFiles(t testing.TB, from string, files []string, to string) {
+	t.Helper()
+	for _, f := range files {
+		if err := copyFile(filepath.Join(from, f), filepath.Join(to, f)); err != nil {
+			t.Fatalf("debroot: copy the checkout into the root: %v", err)
+		}
+	}
 }
 
 // repoRoot finds the checkout: the nearest directory above the working

@@ -168,6 +168,7 @@ func (r *Root) build(t testing.TB) {
 	if err != nil {
 		t.Fatalf("debroot: %v", err)
 	}
+	os.Chmod(tmp, 0o755) // a root's / (MkdirTemp made it 0700)
 	ok := false
 	defer func() {
 		if !ok {
@@ -280,6 +281,7 @@ func (r *Root) Clone(t testing.TB) *Root {
 		t.Fatalf("debroot: %v", err)
 	}
 	t.Cleanup(func() { removeTree(t, dir) })
+	os.Chmod(dir, 0o755) // cp -a gives it the root's mode, but only if it copies "."
 	if out, err := exec.Command("cp", "-a", "--", r.Dir+"/.", dir).CombinedOutput(); err != nil {
 		t.Fatalf("debroot: copy the %s: %v\n%s", r, err, out)
 	}

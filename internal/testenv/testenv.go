@@ -9,6 +9,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -50,15 +51,38 @@ func LookPath(t testing.TB, name, pkg string) string {
 	return p
 }
 
-// SignFile is Debian's build of the kernel's scripts/sign-file.
+// SignFile is Debian 12's build of the kernel's scripts/sign-file.
 const SignFile = "/usr/lib/linux-kbuild-6.1/scripts/sign-file"
 
-// RequireSignFile returns the path of Debian's sign-file.
+// SignFileEnv names the sign-file the tests compare against, overriding
+// FindSignFile's search (test/generations sets it inside other releases).
+const SignFileEnv = "DKMS_SIGN_HOOK_SIGN_FILE"
+
+// FindSignFile returns the sign-file the tests compare against: $SignFileEnv,
+// else Debian 12's, else the release's own linux-kbuild-*'s (Debian 11:
+// linux-kbuild-5.10; Debian 13 and unstable name theirs after the full
+// kernel version, e.g. linux-kbuild-6.12.117+deb13), the last in name order.
+func FindSignFile() string {
+	if p := os.Getenv(SignFileEnv); p != "" {
+		return p
+	}
+	if _, err := os.Stat(SignFile); err == nil {
+		return SignFile
+	}
+	m, _ := filepath.Glob("/usr/lib/linux-kbuild-*/scripts/sign-file")
+	if len(m) == 0 {
+		return SignFile
+	}
+	return m[len(m)-1]
+}
+
+// RequireSignFile returns the path of Debian's sign-file (FindSignFile).
 func RequireSignFile(t testing.TB) string {
 	t.Helper()
-	st, err := os.Stat(SignFile)
-	Require(t, err == nil && st.Mode()&0o111 != 0, "sign-file (apt-get install linux-kbuild-6.1)")
-	return SignFile
+	p := FindSignFile()
+	st, err := os.Stat(p)
+	Require(t, err == nil && st.Mode()&0o111 != 0, "sign-file (apt-get install linux-kbuild-6.1, or the release's linux-headers-amd64)")
+	return p
 }
 
 // LockDKMS serialises, across test processes, every test that runs the real

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
@@ -57,6 +58,13 @@ type rig struct {
 	compress bool
 	// suffix is the compression DKMS used in the last build: "", ".xz", ...
 	suffix string
+	// dkms is the DKMS under test: its generation decides what DKMS does
+	// besides running the hook (test/generations runs this suite in
+	// Debian 11's dkms 2.8.4 and Debian 13's 3.2.2; the host has 3.0.10).
+	dkms *dkmsenv.DKMS
+	// tty runs dkms build on a terminal (script(1)): where DKMS sends the
+	// hook's output to make.log, the hook repeats its warnings there.
+	tty bool
 }
 
 // headersKernel finds a kernel whose headers are installed (/lib/modules/*/build/.config).
@@ -89,7 +97,12 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, kver: kver, arch: strings.TrimSpace(string(arch)), dir: t.TempDir()}
+	d, err := dkmsenv.FindDKMS()
+	if err != nil {
+		t.Fatalf("dkms: %v", err)
+	}
+	t.Logf("dkms %s (framework.conf.d: %v, signs itself: %v, hook output in make.log: %v)", d.Version, d.DropIns, d.SignsItself(), d.HookCaptured())
+	r := &rig{t: t, kver: kver, arch: strings.TrimSpace(string(arch)), dir: t.TempDir(), dkms: d}
 	r.guardAndCleanup()
 	r.buildBinary()
 	r.makeKey()
@@ -226,9 +239,20 @@ func (r *rig) run(name string, args ...string) string {
 func (r *rig) tool(args ...string) string { r.t.Helper(); return r.run(r.bin, args...) }
 
 // dkmsInstall adds, builds and installs the package, running afterAdd (if
-// any) between add and build; it returns the build's output and how long
-// `dkms build` took.
+// any) between add and build; it returns what the build printed and logged
+// (see buildOutput) and how long `dkms build` took.
 func (r *rig) dkmsInstall(afterAdd ...func()) (string, time.Duration) {
+	r.t.Helper()
+	out, took, err := r.dkmsBuild(afterAdd...)
+	if err != nil {
+		r.t.Fatalf("dkms build: %v\n%s", err, out)
+	}
+	r.run("dkms", "install", "--sourcetree="+r.srcTree, pkg+"/"+pkgVer, "-k", r.kver)
+	return out, took
+}
+
+// dkmsBuild adds and builds the package; afterAdd runs between the two.
+func (r *rig) dkmsBuild(afterAdd ...func()) (string, time.Duration, error) {
 	r.t.Helper()
 	src := "--sourcetree=" + r.srcTree
 	r.run("dkms", "add", src, pkg+"/"+pkgVer)
@@ -240,10 +264,28 @@ func (r *rig) dkmsInstall(afterAdd ...func()) (string, time.Duration) {
 	}
 	r.suffix = r.dkmsSuffix()
 	start := time.Now()
-	out := r.run("dkms", "build", src, pkg+"/"+pkgVer, "-k", r.kver)
-	took := time.Since(start)
-	r.run("dkms", "install", src, pkg+"/"+pkgVer, "-k", r.kver)
-	return out, took
+	cmd := exec.Command("dkms", "build", src, pkg+"/"+pkgVer, "-k", r.kver)
+	if r.tty {
+		cmd = exec.Command("script", "-qec", "dkms build "+src+" "+pkg+"/"+pkgVer+" -k "+r.kver, "/dev/null")
+	}
+	cmd.Env = r.env()
+	out, err := cmd.CombinedOutput()
+	return r.buildOutput(string(out)), time.Since(start), err
+}
+
+// buildOutput is what a build showed plus what it logged: DKMS 3.1.7 and
+// later append POST_BUILD's output to make.log, not to their own. It checks
+// the hook's lines are where this DKMS puts them.
+func (r *rig) buildOutput(shown string) string {
+	r.t.Helper()
+	logged, _ := os.ReadFile(filepath.Join(tree, pkg, pkgVer, r.kver, r.arch, "log", "make.log"))
+	const mark = "dkms-sign-hook: info: " // warnings may be repeated on a terminal
+	inShown, inLog := strings.Contains(shown, mark), strings.Contains(string(logged), mark)
+	if r.dkms.HookCaptured() && inShown || !r.dkms.HookCaptured() && inLog {
+		r.t.Errorf("dkms %s: the hook's output shown: %v, in make.log: %v; want it only in %s", r.dkms.Version, inShown, inLog,
+			map[bool]string{true: "make.log", false: "dkms's output"}[r.dkms.HookCaptured()])
+	}
+	return shown + "\n--- make.log ---\n" + string(logged)
 }
 
 func (r *rig) dkmsRemove() {
@@ -279,6 +321,23 @@ func (r *rig) assertSignedBy(path string, cert *x509.Certificate, wantCN string)
 	out, err := exec.Command("modinfo", "-F", "signer", path).Output()
 	if got := strings.TrimSpace(string(out)); err != nil || got != wantCN {
 		r.t.Errorf("%s: modinfo -F signer = %q (%v), want %q", path, got, err, wantCN)
+	}
+}
+
+// assertDKMSOwn checks a module is as this DKMS leaves it without the hook:
+// signed with its own key (3.x), or not signed at all (2.x).
+func (r *rig) assertDKMSOwn(path string) {
+	r.t.Helper()
+	if r.dkms.SignsItself() {
+		r.assertSignedBy(path, r.mokCert(), mokCN)
+		return
+	}
+	info, err := sign.VerifyFile(path, nil)
+	if !errors.Is(err, sign.ErrUnsigned) {
+		r.t.Errorf("%s: dkms %s signs nothing itself, but verify says %v (%v)", path, r.dkms.Version, err, info)
+	}
+	if out, _ := exec.Command("modinfo", "-F", "signer", path).Output(); len(bytes.TrimSpace(out)) > 0 {
+		r.t.Errorf("%s: modinfo -F signer = %q, want none", path, out)
 	}
 }
 
@@ -420,9 +479,8 @@ func TestHookRoute(t *testing.T) {
 		// Without the hook: DKMS's own signature only (the baseline).
 		_, plain := r.dkmsInstall()
 		built, installed := r.modules()
-		mok := r.mokCert()
-		r.assertSignedBy(built, mok, mokCN)
-		r.assertSignedBy(installed, mok, mokCN)
+		r.assertDKMSOwn(built)
+		r.assertDKMSOwn(installed)
 		if _, err := sign.VerifyFile(built, []*x509.Certificate{r.cert}); !errors.Is(err, sign.ErrUnknownKey) {
 			t.Errorf("without the hook: verify against the test key = %v, want ErrUnknownKey", err)
 		}
@@ -455,8 +513,8 @@ func TestHookRoute(t *testing.T) {
 		// Disabled again: DKMS's own signature only.
 		r.tool("disable", "--override", r.override, pkg)
 		r.dkmsInstall()
-		r.assertSignedBy(built, r.mokCert(), mokCN)
-		r.assertSignedBy(installed, r.mokCert(), mokCN)
+		r.assertDKMSOwn(built)
+		r.assertDKMSOwn(installed)
 		r.assertPostBuildRan()
 		r.dkmsRemove()
 	})
@@ -466,6 +524,20 @@ func TestHookRoute(t *testing.T) {
 // DKMS signs with sign_file = the binary's sign-file name.
 func TestFrameworkRoute(t *testing.T) {
 	r := newRig(t)
+	if !r.dkms.DropIns {
+		// DKMS 2.x reads framework.conf only: a drop-in would sign nothing.
+		cmd := exec.Command(r.bin, "enable", "--framework", "--sign-file", r.signFile)
+		cmd.Env = r.env()
+		out, err := cmd.CombinedOutput()
+		want := "refusing the framework route: dkms " + r.dkms.Version + " (" + r.dkms.Path + ") does not read /etc/dkms/framework.conf.d"
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("enable --framework with dkms %s: %v\n%s\nwant a refusal %q", r.dkms.Version, err, out, want)
+		}
+		if _, err := os.Lstat(dropIn()); err == nil {
+			t.Errorf("enable --framework wrote %s although dkms %s never reads it", dropIn(), r.dkms.Version)
+		}
+		return
+	}
 	r.eachCompression(t, func(t *testing.T, name string) {
 		r.tool("enable", "--framework", "--sign-file", r.signFile)
 		out, took := r.dkmsInstall()
@@ -496,8 +568,12 @@ func TestFrameworkRoute(t *testing.T) {
 func TestKeyAbsent(t *testing.T) {
 	r := newRig(t)
 	r.writeConf(filepath.Join(r.dir, "media", "signing_key.pem"), "warn")
+	r.tty = r.dkms.HookCaptured()
 	out, _ := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
 	built, installed := r.modules()
+	if shown, _, _ := strings.Cut(out, "--- make.log ---"); r.tty && !strings.Contains(shown, "are NOT signed with your key") {
+		t.Errorf("dkms %s logs the hook's output to make.log, and the hook did not repeat its warning on the terminal:\n%s", r.dkms.Version, shown)
+	}
 	for _, want := range []string{
 		"dkms-sign-hook: warning: *** signing key " + filepath.Join(r.dir, "media", "signing_key.pem") + " not found: modules of dshtest/1.0 for kernel " + r.kver + " are NOT signed with your key",
 		"dkms-sign-hook: warning: not signed file=" + built,
@@ -507,7 +583,7 @@ func TestKeyAbsent(t *testing.T) {
 			t.Errorf("dkms build output lacks %q:\n%s", want, out)
 		}
 	}
-	r.assertSignedBy(installed, r.mokCert(), mokCN)
+	r.assertDKMSOwn(installed)
 	r.assertPostBuildRan()
 
 	// The key is back: sign everything now.
@@ -596,13 +672,22 @@ func TestKeyMismatch(t *testing.T) {
 	if err := os.WriteFile(r.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := r.dkmsInstall(func() { r.tool("enable", "--override", r.override, pkg) })
+	// DKMS up to 3.1.4 ignores POST_BUILD's exit status; from 3.1.7 the
+	// failing hook fails the build, leaving the module saved as built.
+	out, _, err := r.dkmsBuild(func() { r.tool("enable", "--override", r.override, pkg) })
+	if failed := err != nil; failed != r.dkms.HookCaptured() {
+		t.Errorf("dkms %s build with a failing hook: error %v, want failure: %v\n%s", r.dkms.Version, err, r.dkms.HookCaptured(), out)
+	}
 	want := "dkms-sign-hook hook: key " + r.key + " does not match certificate " + other
 	if !strings.Contains(out, want) {
 		t.Errorf("dkms build output lacks %q:\n%s", want, out)
 	}
-	_, installed := r.modules()
-	r.assertSignedBy(installed, r.mokCert(), mokCN)
+	built, installed := r.modules()
+	r.assertDKMSOwn(built)
+	if err == nil {
+		r.run("dkms", "install", "--sourcetree="+r.srcTree, pkg+"/"+pkgVer, "-k", r.kver)
+		r.assertDKMSOwn(installed)
+	}
 	r.assertPostBuildRan()
 	if _, err := os.Stat(r.log); err == nil {
 		t.Errorf("signing log %s written although nothing was signed", r.log)

@@ -73,8 +73,8 @@ const (
 
 // signerFromConfig opens the configured key and certificate for hash.
 func signerFromConfig(e *env, cfg *config.Config, hash string, access keyAccess) (*sign.Signer, func(), error) {
-	spec := signerSpec{key: cfg.Key, cert: cfg.Certificate, hash: hash, pinFile: cfg.PinFile, pkcs11Module: cfg.PKCS11Module,
-		prompt: access == interactive, authAttrs: cfg.AuthAttrs == "yes"}
+	spec := signerSpec{key: cfg.Key, cert: cfg.Certificate, hash: hash, prompt: access == interactive}
+	spec.fromConfig(cfg)
 	if cfg.KeyID == config.KeyIDSKID {
 		spec.keyID = sign.KeyIDSKID
 	}
@@ -106,17 +106,23 @@ func hashFor(r dkmsenv.Roots, cfg *config.Config, kver string) (hash, from strin
 	return r.SigHash(kver)
 }
 
-// absentKey names what is missing when opening the configured key failed
+// absentKey says what is missing ("... not found", "... unreachable") when opening the configured key failed
 // because the key or certificate is simply not there (removable media, a
 // token not plugged in), and returns "" when the key is unusable for any
 // other reason, e.g. a mistyped pin_file or pkcs11_module: that is a
 // configuration error, never "absent".
 func absentKey(cfg *config.Config, err error) string {
 	if missing := missingKeyFiles(cfg); len(missing) > 0 && errors.Is(err, fs.ErrNotExist) {
-		return strings.Join(missing, " and ")
+		return strings.Join(missing, " and ") + " not found"
+	}
+	if errors.Is(err, keys.ErrTokenUnreachable) {
+		if cfg.PKCS11Server != "" {
+			return "signing token " + redactURI(cfg.Key) + " unreachable (p11-kit server " + cfg.PKCS11Server + ")"
+		}
+		return "signing token " + redactURI(cfg.Key) + " unreachable"
 	}
 	if errors.Is(err, keys.ErrNoToken) {
-		return "signing key " + redactURI(cfg.Key)
+		return "signing key " + redactURI(cfg.Key) + " not found"
 	}
 	return ""
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -131,12 +132,7 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 	signer, closeKey, err := signerFromConfig(e, cfg, hash, unattended)
 	if err != nil {
 		if what := absentKey(cfg, err); what != "" {
-			warnUnsigned(log, ctx, files, what+" not found")
-			if cfg.MissingKey == config.MissingKeyFail {
-				return fmt.Errorf("%s not found; %s not signed (missing_key = fail)", what, plural(len(files), "module", "modules"))
-			}
-			log.Warnf("%s not found (missing_key = warn: exit 0)", what)
-			return nil
+			return keyGone(log, ctx, cfg, files, what)
 		}
 		warnUnsigned(log, ctx, files, "the key is unusable")
 		return err
@@ -144,8 +140,16 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 	defer closeKey()
 	audit := &signingLog{path: cfg.Log}
 	var failed, unlogged []string
-	for _, f := range files {
+	var goneErr error
+	for i, f := range files {
 		res, err := signer.SignFile(f)
+		if errors.Is(err, keys.ErrTokenUnreachable) {
+			// The signer went away mid-batch: as if the key were unplugged.
+			// This module is untouched (replaced only once signed).
+			log.WithField("file", f).Warnf("not signed: %v", err)
+			goneErr = keyGone(log, ctx, cfg, files[i:], absentKey(cfg, err))
+			break
+		}
 		if err != nil {
 			log.WithField("file", f).Errorf("signing failed: %v", err)
 			failed = append(failed, f)
@@ -173,9 +177,23 @@ func signContext(e *env, log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config
 	if len(unlogged) > 0 {
 		msgs = append(msgs, plural(len(unlogged), "module", "modules")+" of "+ctx.ModuleDir()+" signed but not logged in "+cfg.Log)
 	}
+	if goneErr != nil {
+		msgs = append(msgs, goneErr.Error())
+	}
 	if len(msgs) > 0 {
 		return fmt.Errorf("%s (see above)", strings.Join(msgs, "; "))
 	}
+	return nil
+}
+
+// keyGone reports modules left unsigned because the key is absent or its
+// token unreachable, and returns the error missing_key asks for.
+func keyGone(log *logrus.Logger, ctx *dkmsenv.Context, cfg *config.Config, files []string, what string) error {
+	warnUnsigned(log, ctx, files, what)
+	if cfg.MissingKey == config.MissingKeyFail {
+		return fmt.Errorf("%s; %s not signed (missing_key = fail)", what, plural(len(files), "module", "modules"))
+	}
+	log.Warnf("%s (missing_key = warn: exit 0)", what)
 	return nil
 }
 

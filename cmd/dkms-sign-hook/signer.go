@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
@@ -16,9 +18,18 @@ type signerSpec struct {
 	authAttrs       bool // ML-DSA with signed attributes
 	pinFile         string
 	pkcs11Module    string
+	pkcs11Server    string
+	pkcs11Timeout   time.Duration
 	// prompt allows asking for a passphrase on the terminal: only for
 	// commands a person runs, never for what DKMS runs during an upgrade.
 	prompt bool
+}
+
+// fromConfig takes the PIN file, the PKCS#11 settings and authattrs from the configuration.
+func (s *signerSpec) fromConfig(cfg *config.Config) {
+	s.pinFile, s.pkcs11Module = cfg.PinFile, cfg.PKCS11Module
+	s.pkcs11Server, s.pkcs11Timeout = cfg.PKCS11Server, cfg.PKCS11Timeout
+	s.authAttrs = cfg.AuthAttrs == "yes"
 }
 
 // openSigner loads the certificate, opens the key (file or token) and checks
@@ -37,10 +48,12 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 		return nil, nil, nameIn(s.cert, "certificate", err)
 	}
 	key, err := keys.Open(s.key, keys.Options{
-		Getenv:       e.getenv,
-		PinFile:      s.pinFile,
-		PKCS11Module: s.pkcs11Module,
-		Prompt:       s.prompt,
+		Getenv:        e.getenv,
+		PinFile:       s.pinFile,
+		PKCS11Module:  s.pkcs11Module,
+		PKCS11Server:  s.pkcs11Server,
+		PKCS11Timeout: s.pkcs11Timeout,
+		Prompt:        s.prompt,
 		// KEY comes from the command line, where ps shows it to everyone.
 		NoPINInURI: true,
 	})

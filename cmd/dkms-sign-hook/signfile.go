@@ -107,8 +107,7 @@ func runSignFile(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec.pinFile, spec.pkcs11Module = cfg.PinFile, cfg.PKCS11Module
-	spec.authAttrs = cfg.AuthAttrs == "yes"
+	spec.fromConfig(cfg)
 	signer, closeKey, err := openSigner(e, spec)
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@
 //	pin_file =             ; file holding the key's passphrase or the token PIN
 //	pkcs11_module =        ; PKCS#11 module for pkcs11: URIs without module-path
 //	authattrs = no         ; yes: ML-DSA with signed attributes (sign-file's form; waiver kernels only)
+//	pkcs11_server =        ; p11-kit server socket of a remote signer (docs/fleet.md)
+//	pkcs11_timeout = 30s   ; bound on every call into the PKCS#11 module
 //	[hook]
 //	missing_key = warn     ; or fail
 //	log = /var/log/dkms-sign-hook/signed.jsonl
@@ -23,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/ini.v1"
 
@@ -64,6 +67,11 @@ type Config struct {
 	// PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA load it). With an RSA or
 	// ECDSA key "yes" is refused: kernels reject their signed attributes.
 	AuthAttrs string
+	// PKCS11Server is the p11-kit server (socket path or
+	// P11_KIT_SERVER_ADDRESS value) of a remote signer; optional.
+	PKCS11Server string
+	// PKCS11Timeout bounds every PKCS#11 call (keys.Options.PKCS11Timeout).
+	PKCS11Timeout time.Duration
 
 	MissingKey string // "warn" or "fail"
 	Log        string // JSON-lines signing log
@@ -72,13 +80,14 @@ type Config struct {
 // Default returns the built-in settings.
 func Default() *Config {
 	return &Config{
-		Key:         "/etc/dkms-sign-hook/signing_key.pem",
-		Certificate: "/etc/dkms-sign-hook/signing_key.x509",
-		Hash:        HashAuto,
-		KeyID:       KeyIDIssuerSerial,
-		AuthAttrs:   "no",
-		MissingKey:  MissingKeyWarn,
-		Log:         "/var/log/dkms-sign-hook/signed.jsonl",
+		Key:           "/etc/dkms-sign-hook/signing_key.pem",
+		Certificate:   "/etc/dkms-sign-hook/signing_key.x509",
+		Hash:          HashAuto,
+		KeyID:         KeyIDIssuerSerial,
+		AuthAttrs:     "no",
+		PKCS11Timeout: keys.DefaultPKCS11Timeout,
+		MissingKey:    MissingKeyWarn,
+		Log:           "/var/log/dkms-sign-hook/signed.jsonl",
 	}
 }
 
@@ -125,7 +134,7 @@ func LoadFile(path string) (*Config, error) {
 
 // known lists the sections and their keys.
 var known = map[string][]string{
-	"signing": {"key", "certificate", "hash", "key_id", "pin_file", "pkcs11_module", "authattrs"},
+	"signing": {"key", "certificate", "hash", "key_id", "pin_file", "pkcs11_module", "pkcs11_server", "pkcs11_timeout", "authattrs"},
 	"hook":    {"missing_key", "log"},
 }
 
@@ -144,7 +153,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c := Default()
 	c.Path = path
+	var timeout string
 	fields := map[string]*string{
+		"signing.pkcs11_server": &c.PKCS11Server, "signing.pkcs11_timeout": &timeout,
 		"signing.key": &c.Key, "signing.certificate": &c.Certificate, "signing.hash": &c.Hash,
 		"signing.key_id": &c.KeyID, "signing.pin_file": &c.PinFile, "signing.pkcs11_module": &c.PKCS11Module,
 		"signing.authattrs": &c.AuthAttrs,
@@ -163,6 +174,9 @@ func Parse(path string, data []byte) (*Config, error) {
 			}
 			*p = v
 		}
+	}
+	if timeout != "" {
+		c.PKCS11Timeout, _ = time.ParseDuration(timeout) // checked above
 	}
 	return c, nil
 }
@@ -191,6 +205,17 @@ func check(id, v string) error {
 			return nil
 		}
 		return absPath(v)
+	case "signing.pkcs11_server":
+		if v == "" {
+			return nil
+		}
+		_, err := keys.ParseP11KitServer(v)
+		return err
+	case "signing.pkcs11_timeout":
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return fmt.Errorf("bad value %q (a duration from 1s to 1h, e.g. 30s)", v)
+		}
 	case "signing.hash":
 		if v == HashAuto {
 			return nil

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaults(t *testing.T) {
@@ -63,6 +64,8 @@ hash = sha3-384
 key_id = skid
 pin_file = /etc/x/pin
 pkcs11_module = /usr/lib/softhsm/libsofthsm2.so
+pkcs11_server = /run/dkms-sign-hook/signer.sock
+pkcs11_timeout = 1m30s
 
 [hook]
 missing_key = fail
@@ -77,7 +80,7 @@ func TestParseFull(t *testing.T) {
 	}
 	want := Config{Path: "f.conf", Key: "pkcs11:token=dkms;object=signing", Certificate: "/etc/x/cert.der",
 		Hash: "sha3-384", KeyID: "skid", PinFile: "/etc/x/pin", PKCS11Module: "/usr/lib/softhsm/libsofthsm2.so",
-		AuthAttrs: "no", MissingKey: "fail", Log: "/var/log/x.jsonl"}
+		PKCS11Server: "/run/dkms-sign-hook/signer.sock", PKCS11Timeout: 90 * time.Second, AuthAttrs: "no", MissingKey: "fail", Log: "/var/log/x.jsonl"}
 	if *c != want {
 		t.Errorf("got  %+v\nwant %+v", *c, want)
 	}
@@ -85,7 +88,11 @@ func TestParseFull(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"[signing]\nkey = /k\nfoo = 1\n", `f.conf:3: unknown key "foo" in [signing] (known: key, certificate, hash, key_id, pin_file, pkcs11_module, authattrs)`},
+		{"[signing]\nkey = /k\nfoo = 1\n", `f.conf:3: unknown key "foo" in [signing] (known: key, certificate, hash, key_id, pin_file, pkcs11_module, pkcs11_server, pkcs11_timeout, authattrs)`},
+		{"[signing]\npkcs11_server = signer.sock\n", `f.conf:2: pkcs11_server: "signer.sock" is not a p11-kit server address`},
+		{"[signing]\npkcs11_server = tcp:host=signer\n", `f.conf:2: pkcs11_server: "tcp:host=signer" is not a p11-kit server address`},
+		{"[signing]\npkcs11_timeout = 0\n", `f.conf:2: pkcs11_timeout: bad value "0" (a duration from 1s to 1h, e.g. 30s)`},
+		{"[signing]\npkcs11_timeout = forever\n", `f.conf:2: pkcs11_timeout: bad value "forever"`},
 		{"[signing]\n\n[hooks]\n", `f.conf:3: unknown section [hooks] (known: [signing], [hook])`},
 		{"key = /k\n", `f.conf:1: key "key" outside a section (put it under [signing] or [hook])`},
 		{"[hook]\nmissing_key = sometimes\n", `f.conf:2: missing_key: bad value "sometimes" (use warn or fail)`},

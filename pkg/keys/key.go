@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 )
@@ -36,6 +37,20 @@ type Options struct {
 	// no module-path attribute, e.g. /usr/lib/softhsm/libsofthsm2.so.
 	// Either must be an absolute path that passes CheckTrustedPath.
 	PKCS11Module string
+
+	// PKCS11Server is the address of a p11-kit server exporting the token
+	// (a remote signer reached through a forwarded unix socket): an
+	// absolute socket path or a P11_KIT_SERVER_ADDRESS value
+	// ("unix:path=/run/...", "vsock:cid=N;port=M"). Opening a pkcs11: key
+	// then sets P11_KIT_SERVER_ADDRESS, which p11-kit-client.so reads, and
+	// the module defaults to p11-kit-client.so (P11KitClient).
+	PKCS11Server string
+
+	// PKCS11Timeout bounds every call into the PKCS#11 module (opening
+	// the token, each signature, closing); 0 means DefaultPKCS11Timeout.
+	// A call that takes longer gives ErrTokenUnreachable, and the module
+	// is not called again while it hangs (see callWithin).
+	PKCS11Timeout time.Duration
 
 	// NoPINInURI refuses a pkcs11: URI carrying pin-value: set it when the
 	// URI comes from the command line, where every user can read it (ps).
@@ -89,7 +104,24 @@ var (
 	ErrNeedPassphrase = errors.New("encrypted; set " + PinEnv + " or pin_file")
 	// ErrWrongPassphrase: the passphrase or PIN did not unlock the key.
 	ErrWrongPassphrase = errors.New("wrong passphrase")
+	// ErrTokenUnreachable: a PKCS#11 token did not answer in time, or its
+	// p11-kit server cannot be reached (tunnel down, stale socket, server
+	// stopped). Like a key on absent removable media, it is "not here
+	// now", not a configuration error.
+	ErrTokenUnreachable = errors.New("token unreachable")
 )
+
+// DefaultPKCS11Timeout bounds each PKCS#11 call when Options.PKCS11Timeout
+// is 0: long enough for an ssh handshake and a slow HSM, short enough that
+// a hung signer never hangs a DKMS build inside an apt upgrade.
+const DefaultPKCS11Timeout = 30 * time.Second
+
+func (o *Options) timeout() time.Duration {
+	if o.PKCS11Timeout > 0 {
+		return o.PKCS11Timeout
+	}
+	return DefaultPKCS11Timeout
+}
 
 // Open opens the signing key named by ref: a pkcs11: URI or the path of a
 // PEM private key file.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
@@ -28,8 +29,10 @@ var (
 	ErrNoObject = errors.New("no such key")
 )
 
-// pkcs11Mu serialises opening tokens: crypto11 keeps one initialised
-// context per module path, and we peek at the module's tokens beforehand.
+// pkcs11Mu serialises initialising modules: crypto11 keeps one
+// initialised context per module path, and findSlot peeks at the module's
+// tokens beforehand. It is taken inside callWithin's goroutine, so a call
+// that hangs holding it makes later ones time out, never wait forever.
 var pkcs11Mu sync.Mutex
 
 func openPKCS11(ref string, o *Options) (*Key, error) {
@@ -44,50 +47,102 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 	if u.Object == "" && u.ID == nil {
 		return nil, fmt.Errorf("key %s: name the key with object= (label) or id=", name)
 	}
-	module, load, err := pkcs11Module(u, o)
+	t, err := reachToken(u, o)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
-
-	pkcs11Mu.Lock()
-	defer pkcs11Mu.Unlock()
-
-	slot, label, err := findSlot(module, load, u)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", name, err)
-	}
+	// Asking for the PIN (maybe on the terminal) is not a token call: no deadline.
 	pin, source, err := tokenPIN(u, o, name)
 	if err != nil {
 		if errors.Is(err, ErrNeedPassphrase) {
-			return nil, fmt.Errorf("key %s: token %q %w", name, label, ErrNeedPIN)
+			return nil, fmt.Errorf("key %s: token %q %w", name, t.Label, ErrNeedPIN)
 		}
-		return nil, fmt.Errorf("key %s: token %q: %w", name, label, err)
+		return nil, fmt.Errorf("key %s: token %q: %w", name, t.Label, err)
 	}
-	slotNum := int(slot)
-	ctx, err := crypto11.Configure(&crypto11.Config{Path: load, SlotNumber: &slotNum, Pin: string(pin)})
+	var ctx *crypto11.Context
+	var signer crypto.Signer
+	err = callWithin(t.load, o.timeout(), "open "+name, func() error {
+		var err error
+		ctx, signer, err = login(t, u, pin, source)
+		return err
+	})
 	wipe(pin)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: token %q%s: %w", name, t.Label, t.via(), err)
+	}
+	ts := &tokenSigner{s: signer, pub: signer.Public(), module: t.load, timeout: o.timeout(), remote: t.Server != ""}
+	return &Key{
+		Signer: ts,
+		desc:   describe(signer.Public()) + " " + name,
+		close: func() error {
+			return callWithin(t.load, o.timeout(), "close", ctx.Close)
+		},
+	}, nil
+}
+
+// FindToken finds the token a pkcs11: URI names, without a PIN and
+// without logging in: whether the signing token is reachable right now,
+// and what it is. It honours Options.PKCS11Server and PKCS11Timeout.
+func FindToken(ref string, o Options) (*Token, error) {
+	u, err := ParsePKCS11URI(ref)
+	if err != nil {
+		return nil, err
+	}
+	t, err := reachToken(u, &o)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", u.String(), err)
+	}
+	return t, nil
+}
+
+// reachToken picks the module, points p11-kit-client.so at the server if
+// one is configured, and finds the one token the URI names, within the
+// timeout.
+func reachToken(u *PKCS11URI, o *Options) (*Token, error) {
+	addr, err := useP11KitServer(o.PKCS11Server)
+	if err != nil {
+		return nil, err
+	}
+	module, load, err := pkcs11Module(u, o)
+	if err != nil {
+		return nil, err
+	}
+	t := &Token{Module: module, Server: addr, load: load}
+	err = callWithin(load, o.timeout(), "find token", func() error {
+		pkcs11Mu.Lock()
+		defer pkcs11Mu.Unlock()
+		return findSlot(t, u)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, t.via())
+	}
+	return t, nil
+}
+
+// login opens a crypto11 context on the token's slot and finds the key.
+func login(t *Token, u *PKCS11URI, pin []byte, source string) (*crypto11.Context, crypto.Signer, error) {
+	pkcs11Mu.Lock()
+	defer pkcs11Mu.Unlock()
+	slotNum := int(t.slot)
+	ctx, err := crypto11.Configure(&crypto11.Config{Path: t.load, SlotNumber: &slotNum, Pin: string(pin)})
 	if err != nil {
 		var p11 pkcs11.Error
 		if errors.As(err, &p11) {
 			switch p11 {
 			case pkcs11.CKR_PIN_INCORRECT:
-				return nil, fmt.Errorf("key %s: token %q: %w (from %s)", name, label, ErrWrongPIN, source)
+				return nil, nil, fmt.Errorf("%w (from %s)", ErrWrongPIN, source)
 			case pkcs11.CKR_PIN_LOCKED:
-				return nil, fmt.Errorf("key %s: token %q: PIN locked (reset it with the SO PIN)", name, label)
+				return nil, nil, errors.New("PIN locked (reset it with the SO PIN)")
 			}
 		}
-		return nil, fmt.Errorf("key %s: token %q: %w", name, label, err)
+		return nil, nil, err
 	}
 	signer, err := findKeyPair(ctx, u)
 	if err != nil {
 		ctx.Close()
-		return nil, fmt.Errorf("key %s: token %q: %w", name, label, err)
+		return nil, nil, err
 	}
-	return &Key{
-		Signer: &tokenSigner{s: signer, pub: signer.Public()},
-		desc:   describe(signer.Public()) + " " + name,
-		close:  ctx.Close,
-	}, nil
+	return ctx, signer, nil
 }
 
 // pkcs11Module picks the module: the URI's module-path, else the config's.
@@ -99,6 +154,9 @@ func pkcs11Module(u *PKCS11URI, o *Options) (module, load string, err error) {
 	module = u.ModulePath
 	if module == "" {
 		module = o.PKCS11Module
+	}
+	if module == "" && o.PKCS11Server != "" {
+		module = P11KitClient()
 	}
 	if module == "" {
 		if u.ModuleName != "" {
@@ -113,35 +171,39 @@ func pkcs11Module(u *PKCS11URI, o *Options) (module, load string, err error) {
 // findSlot lists the tokens of the module (loaded by the name load) and
 // returns the slot of the one token matching every token attribute of the
 // URI (crypto11 selects by one only).
-func findSlot(module, load string, u *PKCS11URI) (uint, string, error) {
-	p := pkcs11.New(load)
+func findSlot(t *Token, u *PKCS11URI) error {
+	module := t.Module
+	p := pkcs11.New(t.load)
 	if p == nil {
-		return 0, "", fmt.Errorf("PKCS#11 module %s: cannot load it", module)
+		return fmt.Errorf("PKCS#11 module %s: cannot load it", module)
 	}
 	defer p.Destroy()
 	if err := p.Initialize(); err != nil {
 		var p11 pkcs11.Error
 		if !errors.As(err, &p11) || p11 != pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED {
-			return 0, "", fmt.Errorf("PKCS#11 module %s: initialize: %w", module, err)
+			if t.Server != "" {
+				// p11-kit-client.so could not talk to the server: refused, closed, or a tunnel whose far end is gone.
+				return fmt.Errorf("PKCS#11 module %s: initialize: %w (%v)", module, ErrTokenUnreachable, err)
+			}
+			return fmt.Errorf("PKCS#11 module %s: initialize: %w", module, err)
 		}
 	} else {
 		defer p.Finalize()
 	}
 	info, err := p.GetInfo()
 	if err != nil {
-		return 0, "", fmt.Errorf("PKCS#11 module %s: %w", module, err)
+		return fmt.Errorf("PKCS#11 module %s: %w", module, err)
 	}
 	version := fmt.Sprintf("%d.%d", info.LibraryVersion.Major, info.LibraryVersion.Minor)
 	if !matchAttr(u.LibraryManufacturer, info.ManufacturerID) || !matchAttr(u.LibraryDescription, info.LibraryDescription) ||
 		!(u.LibraryVersion == "" || u.LibraryVersion == version || u.LibraryVersion+".0" == version) {
-		return 0, "", fmt.Errorf("%w: module %s is %q %q %s, not the library the URI names", ErrNoToken, module, info.ManufacturerID, info.LibraryDescription, version)
+		return fmt.Errorf("%w: module %s is %q %q %s, not the library the URI names", ErrNoToken, module, info.ManufacturerID, info.LibraryDescription, version)
 	}
 	slots, err := p.GetSlotList(true)
 	if err != nil {
-		return 0, "", fmt.Errorf("PKCS#11 module %s: list slots: %w", module, err)
+		return fmt.Errorf("PKCS#11 module %s: list slots: %w", module, err)
 	}
 	var found []uint
-	var label string
 	var present []string
 	for _, slot := range slots {
 		ti, err := p.GetTokenInfo(slot)
@@ -160,23 +222,29 @@ func findSlot(module, load string, u *PKCS11URI) (uint, string, error) {
 			matchAttr(u.Manufacturer, ti.ManufacturerID) && matchAttr(u.Model, ti.Model) &&
 			matchAttr(u.SlotDescription, si.SlotDescription) && matchAttr(u.SlotManufacturer, si.ManufacturerID) {
 			found = append(found, slot)
-			label = ti.Label
+			t.slot, t.Label, t.Serial = slot, trim(ti.Label), trim(ti.SerialNumber)
+			t.Manufacturer, t.Model = trim(ti.ManufacturerID), trim(ti.Model)
 		}
 	}
 	switch {
 	case len(found) == 1:
-		return found[0], label, nil
+		return nil
 	case len(found) > 1:
-		return 0, "", fmt.Errorf("%d tokens match; add token= or serial= to the URI (tokens: %s)", len(found), strings.Join(present, ", "))
+		return fmt.Errorf("%d tokens match; add token= or serial= to the URI (tokens: %s)", len(found), strings.Join(present, ", "))
+	case len(present) == 0 && t.Server != "":
+		// p11-kit-client.so shows no slot at all when it cannot connect.
+		return fmt.Errorf("%w: %w: the p11-kit server shows no token (stopped, refusing, or not exporting it)", ErrTokenUnreachable, ErrNoToken)
 	case len(present) == 0:
-		return 0, "", fmt.Errorf("%w: module %s shows no token", ErrNoToken, module)
+		return fmt.Errorf("%w: module %s shows no token", ErrNoToken, module)
 	default:
-		return 0, "", fmt.Errorf("%w: none matches (tokens: %s)", ErrNoToken, strings.Join(present, ", "))
+		return fmt.Errorf("%w: none matches (tokens: %s)", ErrNoToken, strings.Join(present, ", "))
 	}
 }
 
+func trim(s string) string { return strings.TrimRight(s, " \x00") }
+
 func matchAttr(want, have string) bool {
-	return want == "" || want == strings.TrimRight(have, " \x00")
+	return want == "" || want == trim(have)
 }
 
 // tokenPIN finds the token's PIN: the URI's pin-value, its pin-source, then
@@ -239,8 +307,44 @@ func findKeyPair(ctx *crypto11.Context, u *PKCS11URI) (crypto.Signer, error) {
 // DigestInfo itself, since crypto11 knows no SHA-3 prefixes and would sign
 // a bare digest.
 type tokenSigner struct {
-	s   crypto.Signer
-	pub crypto.PublicKey
+	s       crypto.Signer
+	pub     crypto.PublicKey
+	module  string // load name, for callWithin
+	timeout time.Duration
+	remote  bool // through a p11-kit server
+}
+
+// sign makes one signature on the token, within the timeout.
+func (t *tokenSigner) sign(rand io.Reader, msg []byte, opts crypto.SignerOpts) (sig []byte, err error) {
+	err = callWithin(t.module, t.timeout, "sign", func() error {
+		var err error
+		sig, err = t.s.Sign(rand, msg, opts)
+		return err
+	})
+	if err != nil {
+		if t.gone(err) {
+			return nil, fmt.Errorf("token sign: %w (%v)", ErrTokenUnreachable, err)
+		}
+		return nil, fmt.Errorf("token sign: %w", err)
+	}
+	return sig, nil
+}
+
+// gone says whether a failed call means the token went away: pulled out,
+// or (remote) its server or tunnel died, which p11-kit-client.so reports
+// as a device error.
+func (t *tokenSigner) gone(err error) bool {
+	var p11 pkcs11.Error
+	if !errors.As(err, &p11) {
+		return false
+	}
+	switch p11 {
+	case pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_TOKEN_NOT_PRESENT:
+		return true
+	case pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_GENERAL_ERROR:
+		return t.remote
+	}
+	return false
 }
 
 func (t *tokenSigner) Public() crypto.PublicKey { return t.pub }
@@ -253,9 +357,9 @@ func (t *tokenSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts
 	switch pub := t.pub.(type) {
 	case *rsa.PublicKey:
 		if _, pss := opts.(*rsa.PSSOptions); pss {
-			sig, err := t.s.Sign(rand, digest, opts)
+			sig, err := t.sign(rand, digest, opts)
 			if err != nil {
-				return nil, fmt.Errorf("token sign: %w", err)
+				return nil, err
 			}
 			return sig, rsa.VerifyPSS(pub, h, digest, sig, opts.(*rsa.PSSOptions))
 		}
@@ -266,18 +370,18 @@ func (t *tokenSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts
 				return nil, err
 			}
 		}
-		sig, err := t.s.Sign(rand, msg, crypto.Hash(0))
+		sig, err := t.sign(rand, msg, crypto.Hash(0))
 		if err != nil {
-			return nil, fmt.Errorf("token sign: %w", err)
+			return nil, err
 		}
 		if err := rsa.VerifyPKCS1v15(pub, crypto.Hash(0), msg, sig); err != nil {
 			return nil, fmt.Errorf("token made a signature that does not verify: %w", err)
 		}
 		return sig, nil
 	case *ecdsa.PublicKey:
-		sig, err := t.s.Sign(rand, digest, opts)
+		sig, err := t.sign(rand, digest, opts)
 		if err != nil {
-			return nil, fmt.Errorf("token sign: %w", err)
+			return nil, err
 		}
 		if !ecdsa.VerifyASN1(pub, digest, sig) {
 			return nil, errors.New("token made a signature that does not verify")

@@ -4,6 +4,12 @@ package keys
 
 import "errors"
 
+// FindToken needs cgo.
+func FindToken(ref string, o Options) (*Token, error) {
+	_, err := openPKCS11(ref, &o)
+	return nil, err
+}
+
 var (
 	ErrNeedPIN  = errors.New("needs a PIN")
 	ErrWrongPIN = errors.New("wrong PIN")

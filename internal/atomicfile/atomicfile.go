@@ -3,7 +3,11 @@
 // file in the same directory, fsync, rename (or link, for a new file that
 // must not replace one), fsync of the directory.
 //
-// Temporary files are named ".NAME.tmp-*" after the file they become.
+// Temporary files are named ".NAME.tmp-DIGITS" after the file they become,
+// and their writer holds an exclusive flock(2) on them from creation until
+// they are renamed or removed. A process killed meanwhile leaves the file
+// behind, but its lock dies with it: RemoveDebris takes such files away, and
+// never one whose lock is held (see debris.go).
 package atomicfile
 
 import (
@@ -47,26 +51,20 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // CreateNew writes data to a new file path with mode perm, atomically: it
 // appears complete or not at all, and an existing path (even a dangling
 // symbolic link) is never replaced: the error then wraps os.ErrExist.
-func CreateNew(path string, data []byte, perm os.FileMode) (err error) {
-	tmp, err := createTemp(path)
+func CreateNew(path string, data []byte, perm os.FileMode) error {
+	p, err := Begin(path, nil, perm)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
+	defer p.Abort()
+	if _, err := p.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := p.f.Sync(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	// link(2), unlike rename(2), fails when the name exists.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := os.Link(p.f.Name(), path); err != nil {
 		var le *os.LinkError
 		if errors.As(err, &le) {
 			err = le.Err
@@ -76,59 +74,100 @@ func CreateNew(path string, data []byte, perm os.FileMode) (err error) {
 	return syncDir(path)
 }
 
-// createTemp creates the temporary file for path in its directory.
-func createTemp(path string) (*os.File, error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the temporary name says nothing to the user
-		}
-		return nil, fmt.Errorf("cannot create a file in %s: %w", dir, err)
-	}
-	return tmp, nil
-}
-
-// writeAtomic writes path through a temporary file; st, when not nil, gives
-// the mode and owner to keep, else the file gets perm.
-func writeAtomic(path string, st os.FileInfo, perm os.FileMode, write func(io.Writer) error) (err error) {
-	tmp, err := createTemp(path)
+func writeAtomic(path string, st os.FileInfo, perm os.FileMode, write func(io.Writer) error) error {
+	p, err := Begin(path, st, perm)
 	if err != nil {
 		return err
 	}
+	if err := write(p); err != nil {
+		p.Abort()
+		return err
+	}
+	return p.Commit()
+}
+
+// Pending is a new version of a file being written: a locked temporary file
+// next to it. Write to it, then Commit (or CommitAll for many) or Abort.
+type Pending struct {
+	path string
+	f    *os.File
+	done bool
+}
+
+// Begin creates the temporary file for path. st, when not nil, gives the
+// mode and owner to keep (those of the file being replaced); otherwise the
+// file gets perm.
+func Begin(path string, st os.FileInfo, perm os.FileMode) (_ *Pending, err error) {
+	f, err := createLocked(path)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{path: path, f: f}
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			p.Abort()
 		}
 	}()
 	mode := perm
 	if st != nil {
 		mode = st.Mode().Perm()
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-			if err := tmp.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
-				return fmt.Errorf("keep owner of %s: %w", path, err)
+			if err := f.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
+				return nil, fmt.Errorf("keep owner of %s: %w", path, err)
 			}
 		}
 	}
-	if err := tmp.Chmod(mode); err != nil {
+	if err := f.Chmod(mode); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Path is the file the pending version will replace.
+func (p *Pending) Path() string { return p.path }
+
+func (p *Pending) Write(b []byte) (int, error) { return p.f.Write(b) }
+
+// Abort removes the temporary file; the original stays as it was. It does
+// nothing after Commit.
+func (p *Pending) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	os.Remove(p.f.Name())
+	p.f.Close()
+}
+
+// Commit makes the new content durable and puts it in place: fsync, rename,
+// fsync of the directory. On error before the rename the original is
+// untouched and the temporary file removed.
+func (p *Pending) Commit() error {
+	if err := p.sync(); err != nil {
+		p.Abort()
 		return err
 	}
-	if err := write(tmp); err != nil {
+	if err := p.rename(); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+	return syncDir(p.path)
+}
+
+func (p *Pending) sync() error {
+	if err := p.f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", p.path, unwrapPath(err))
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	return nil
+}
+
+// rename puts the synced temporary file in place and releases its lock.
+func (p *Pending) rename() error {
+	if err := os.Rename(p.f.Name(), p.path); err != nil {
+		p.Abort()
+		return fmt.Errorf("rename into %s: %w", p.path, unwrapPath(err))
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// The rename is durable only once the directory is.
-	return syncDir(path)
+	p.done = true
+	return p.f.Close()
 }
 
 // syncDir makes the directory entry of path durable.
@@ -143,4 +182,14 @@ func syncDir(path string) error {
 		return fmt.Errorf("%s is in place; fsync of %s: %w", path, dir, err)
 	}
 	return nil
+}
+
+// unwrapPath drops the *os.PathError around err: a temporary file's name
+// says nothing to the user.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

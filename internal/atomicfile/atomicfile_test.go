@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -89,5 +90,104 @@ func TestCreateNewNeverReplaces(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Fatalf("%d entries left in the directory, want 2", len(entries))
+	}
+}
+
+// TestCommitAll: every file of a batch is replaced, keeps its mode, and no
+// temporary file remains; a file whose pending version is aborted is kept.
+func TestCommitAll(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	var files []*Pending
+	for i := 0; i < 40; i++ {
+		p := filepath.Join(dirs[i%2], fmt.Sprintf("m%d.ko", i))
+		os.WriteFile(p, []byte("old"), 0o640)
+		st, _ := os.Stat(p)
+		f, err := Begin(p, st, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "new %d", i)
+		files = append(files, f)
+	}
+	for i, err := range CommitAll(files) {
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+	}
+	for i, f := range files {
+		b, _ := os.ReadFile(f.Path())
+		st, _ := os.Stat(f.Path())
+		if string(b) != fmt.Sprintf("new %d", i) || st.Mode().Perm() != 0o640 {
+			t.Fatalf("%s: %q %v", f.Path(), b, st.Mode())
+		}
+	}
+	for _, d := range dirs {
+		if entries, _ := os.ReadDir(d); len(entries) != 20 {
+			t.Fatalf("%d entries in %s, want 20", len(entries), d)
+		}
+	}
+}
+
+func TestParseTempName(t *testing.T) {
+	for name, want := range map[string]string{
+		".btrfs.ko.xz.tmp-123": "btrfs.ko.xz",
+		".a.tmp-1.tmp-42":      "a.tmp-1",
+		"btrfs.ko.tmp-123":     "",
+		".btrfs.ko.tmp-":       "",
+		".btrfs.ko.tmp-12a":    "",
+		"..tmp-1":              "",
+		".x.tmp123":            "",
+	} {
+		got, ok := ParseTempName(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("ParseTempName(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+	}
+}
+
+// TestRemoveDebris: a dead run's temporary file goes; one a live writer
+// holds (locked), one of another name pattern, a symbolic link, a directory
+// and one whose target the caller does not claim stay.
+func TestRemoveDebris(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dead := mk(".a.ko.tmp-11")
+	mk("a.ko")
+	mk(".a.ko.tmp-x")
+	mk(".notes.txt.tmp-5")
+	os.Mkdir(filepath.Join(dir, ".d.ko.tmp-7"), 0o700)
+	outside := filepath.Join(t.TempDir(), "target")
+	os.WriteFile(outside, []byte("x"), 0o600)
+	os.Symlink(outside, filepath.Join(dir, ".l.ko.tmp-9"))
+	live, err := Begin(filepath.Join(dir, "b.ko"), nil, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort()
+	isKo := func(target string) bool { return filepath.Ext(target) == ".ko" }
+	removed, err := RemoveDebris(dir, isKo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != filepath.Base(dead) {
+		t.Fatalf("removed %v, want only %s", removed, filepath.Base(dead))
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 6 {
+		t.Fatalf("%d entries left, want 6", len(entries))
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Fatal("the link's target was removed")
+	}
+	if _, err := live.Write([]byte("still mine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Commit(); err != nil {
+		t.Fatalf("the live writer lost its file: %v", err)
 	}
 }

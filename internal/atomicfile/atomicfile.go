@@ -128,6 +128,15 @@ func (p *Pending) Path() string { return p.path }
 
 func (p *Pending) Write(b []byte) (int, error) { return p.f.Write(b) }
 
+// Reset empties the pending file, to write it again from the start.
+func (p *Pending) Reset() error {
+	if err := p.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := p.f.Seek(0, io.SeekStart)
+	return err
+}
+
 // Abort removes the temporary file; the original stays as it was. It does
 // nothing after Commit.
 func (p *Pending) Abort() {

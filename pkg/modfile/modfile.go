@@ -4,6 +4,7 @@
 package modfile
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -87,86 +88,122 @@ const DefaultLimit = 512 << 20
 // ErrTooLarge reports a module that decompresses past the limit.
 var ErrTooLarge = errors.New("decompressed module exceeds the size limit")
 
-// Decompress reads the whole module in format f from r, at most limit bytes
-// of it once decompressed.
-func Decompress(r io.Reader, f Format, limit int64) ([]byte, error) {
+// NewReader returns the decompressed content of r in format f. Reading
+// more than limit bytes from it fails with ErrTooLarge, so that a
+// decompression bomb is refused after limit bytes, whatever the format.
+// Memory use is bounded by the format's window (the xz dictionary is
+// checked by Decode before this is called).
+func NewReader(r io.Reader, f Format, limit int64) (io.ReadCloser, error) {
 	var dec io.Reader
+	closer := func() {}
 	switch f {
 	case None:
 		dec = r
 	case XZ:
-		cfg := xz.ReaderConfig{SingleStream: false}
-		xr, err := cfg.NewReader(r)
+		xr, err := xz.ReaderConfig{SingleStream: false}.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("xz: %w", err)
 		}
 		dec = xr
 	case Zstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1))
+		// The window is what the decoder allocates; zstd's own tool refuses
+		// more than 128 MiB unless told otherwise.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1),
+			zstd.WithDecoderMaxWindow(1<<27), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		defer zr.Close()
-		dec = zr
+		dec, closer = zr, zr.Close
 	case Gzip:
 		gr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		defer gr.Close()
-		dec = gr
+		dec, closer = gr, func() { gr.Close() }
+	default:
+		return nil, fmt.Errorf("unknown format %d", f)
 	}
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(dec, limit+1))
+	return &limitedReader{r: dec, limit: limit, left: limit, format: f, close: closer}, nil
+}
+
+type limitedReader struct {
+	r           io.Reader
+	limit, left int64
+	format      Format
+	close       func()
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.left = -1
+		return 0, fmt.Errorf("%w (%d MiB)", ErrTooLarge, l.limit>>20)
+	}
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%s: %w", l.format, err)
+	}
+	return n, err
+}
+
+func (l *limitedReader) Close() error { l.close(); return nil }
+
+// Decompress reads the whole module in format f from r, at most limit bytes
+// of it once decompressed.
+func Decompress(r io.Reader, f Format, limit int64) ([]byte, error) {
+	dec, err := NewReader(r, f, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f, err)
+		return nil, err
 	}
-	if n > limit {
-		return nil, fmt.Errorf("%w (%d MiB)", ErrTooLarge, limit>>20)
+	defer dec.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, dec); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// Compress writes data to w in format f with settings the kernel's in-kernel
-// decompression (CONFIG_MODULE_DECOMPRESS) accepts:
+// NewWriter returns a writer that compresses to w in format f with settings
+// the kernel's in-kernel decompression (CONFIG_MODULE_DECOMPRESS) accepts:
 //   - xz: CRC32 check (the kernel's xz refuses CRC64) and a 1 MiB dictionary;
-//   - zstd: a single frame with its content size and a 1 MiB window;
+//   - zstd: a single frame with a 1 MiB window (streamed: no content size,
+//     which the kernel does not need);
 //   - gzip: no file name, no extra fields (the kernel's header parser skips only FNAME).
-func Compress(w io.Writer, data []byte, f Format) error {
+//
+// Close ends the compressed stream; it does not close w. Memory use is
+// bounded by the window, whatever the amount written.
+func NewWriter(w io.Writer, f Format) (io.WriteCloser, error) {
 	switch f {
 	case None:
-		_, err := w.Write(data)
-		return err
+		return nopCloser{w}, nil
 	case XZ:
-		cfg := xz.WriterConfig{DictCap: 1 << 20, CheckSum: xz.CRC32}
-		xw, err := cfg.NewWriter(w)
-		if err != nil {
-			return err
-		}
-		if _, err := xw.Write(data); err != nil {
-			return err
-		}
-		return xw.Close()
+		return xz.WriterConfig{DictCap: 1 << 20, CheckSum: xz.CRC32}.NewWriter(w)
 	case Zstd:
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20),
-			zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
-		if err != nil {
-			return err
-		}
-		defer enc.Close()
-		_, err = w.Write(enc.EncodeAll(data, nil))
-		return err
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20),
+			zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithLowerEncoderMem(true))
 	case Gzip:
-		gw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
-		if err != nil {
-			return err
-		}
-		if _, err := gw.Write(data); err != nil {
-			return err
-		}
-		return gw.Close()
+		return gzip.NewWriterLevel(w, gzip.BestCompression)
 	}
-	return fmt.Errorf("unknown format %d", f)
+	return nil, fmt.Errorf("unknown format %d", f)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// Compress writes data to w in format f, as NewWriter does.
+func Compress(w io.Writer, data []byte, f Format) error {
+	cw, err := NewWriter(w, f)
+	if err != nil {
+		return err
+	}
+	if _, err := cw.Write(data); err != nil {
+		return err
+	}
+	return cw.Close()
 }
 
 // Open opens a module file for reading without following a symbolic link
@@ -201,6 +238,22 @@ func Open(path string) (*os.File, os.FileInfo, error) {
 // name gives its format, and what its container is like. The format must
 // match the file's magic bytes; at most limit bytes are decompressed.
 func Decode(f *os.File, limit int64) ([]byte, Container, error) {
+	r, c, err := Stream(f, limit)
+	if err != nil {
+		return nil, c, err
+	}
+	defer r.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, r); err != nil {
+		return nil, c, fmt.Errorf("decompress %s: %w", f.Name(), err)
+	}
+	return buf.Bytes(), c, nil
+}
+
+// Stream is Decode without holding the module: it checks the file's format
+// and container and returns a reader of the decompressed bytes, from the
+// file's start.
+func Stream(f *os.File, limit int64) (io.ReadCloser, Container, error) {
 	path := f.Name()
 	format, err := checkFormat(f, path)
 	if err != nil {
@@ -214,11 +267,11 @@ func Decode(f *os.File, limit int64) ([]byte, Container, error) {
 	if err != nil {
 		return nil, c, fmt.Errorf("decompress %s: %w", path, err)
 	}
-	data, err := Decompress(f, format, limit)
+	r, err := NewReader(bufio.NewReaderSize(f, 64<<10), format, limit)
 	if err != nil {
 		return nil, c, fmt.Errorf("decompress %s: %w", path, err)
 	}
-	return data, c, nil
+	return r, c, nil
 }
 
 // Read opens and decodes the module file at path.
@@ -234,8 +287,8 @@ func Read(path string, limit int64) ([]byte, Container, error) {
 // checkFormat compares the name's promise with the first bytes and rewinds f.
 func checkFormat(f *os.File, path string) (Format, error) {
 	head := make([]byte, 6)
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return None, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {

@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
-	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
 
@@ -71,7 +69,7 @@ type SignatureInfo struct {
 
 // InspectFile reads a module's signatures without verifying them.
 func InspectFile(path string) (*Info, error) {
-	m, err := openModule(path, modfile.DefaultLimit)
+	m, err := openModule(path, modfile.DefaultLimit, false)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +144,7 @@ func VerifyFile(path string, certs []*x509.Certificate) (*Info, error) {
 // VerifyFileFor is VerifyFile for a kernel with the given policy (from its
 // configuration: KernelPolicy).
 func VerifyFileFor(path string, certs []*x509.Certificate, pol Policy) (*Info, error) {
-	m, err := openModule(path, modfile.DefaultLimit)
+	m, err := openModule(path, modfile.DefaultLimit, false)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +158,13 @@ func VerifyFileFor(path string, certs []*x509.Certificate, pol Policy) (*Info, e
 	if err != nil {
 		return info, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	cert, err := verifySigned(sd, io.NewSectionReader(m.content, 0, last.Offset), certs, pol)
+	// The kernel checks the last signature over everything before it.
+	r, err := m.prefixReader(last.Offset)
+	if err != nil {
+		return info, err
+	}
+	defer r.Close()
+	cert, err := verifySigned(sd, r, certs, pol)
 	if err != nil {
 		return info, err
 	}
@@ -185,26 +189,27 @@ func (m malformed) Unwrap() []error { return []error{m.error, ErrMalformed} }
 // place and atomically, and returns how many it removed. The result is the
 // exact unsigned module (recompressed for a compressed module).
 func StripFile(path string) (int, error) {
-	m, err := openModule(path, modfile.DefaultLimit)
+	m, err := openFile(path, modfile.DefaultLimit, true)
 	if err != nil {
 		return 0, err
 	}
-	defer m.Close()
-	if len(m.segs) == 0 {
+	if err := m.scanPlain(); err != nil {
+		m.Close()
+		return 0, err
+	}
+	if m.scanned && len(m.segs) == 0 {
+		m.Close()
 		return 0, nil
 	}
-	n := m.unsignedLen()
-	err = atomicfile.Replace(path, m.st, func(w io.Writer) error {
-		if m.format == modfile.None {
-			_, err := io.Copy(w, io.NewSectionReader(m.content, 0, n))
-			return err
-		}
-		return modfile.Compress(w, m.data[:n], m.format)
-	})
+	pr, err := m.prepare(path, nil)
 	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
+		return 0, err
 	}
-	return len(m.segs), nil
+	if len(m.segs) == 0 { // a compressed module found unsigned
+		pr.p.Abort()
+		pr.p = nil
+	}
+	return len(m.segs), pr.commit()
 }
 
 // hexColon formats bytes as modinfo does: upper-case hex pairs joined by ':'.

@@ -101,11 +101,23 @@ func (d *digestSigner) sign(module io.Reader) (sig, attrs []byte, err error) {
 	if _, err := io.Copy(h, module); err != nil {
 		return nil, nil, err
 	}
-	sig, err = d.key.Sign(rand.Reader, h.Sum(nil), d.h.hash)
+	sig, err = d.signDigest(h.Sum(nil))
+	return sig, nil, err
+}
+
+// digestSigning is a method that signs a digest of the module: the write
+// path hashes the module itself, alongside reading and compressing it, and
+// hands it the digest.
+type digestSigning interface {
+	signDigest(digest []byte) ([]byte, error)
+}
+
+func (d *digestSigner) signDigest(digest []byte) ([]byte, error) {
+	sig, err := d.key.Sign(rand.Reader, digest, d.h.hash)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s signature: %w", d.h.name, err)
+		return nil, fmt.Errorf("%s signature: %w", d.h.name, err)
 	}
-	return sig, nil, nil
+	return sig, nil
 }
 
 // ErrUnsupported reports a signature the kernel cannot check (its answer is

@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
-	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
@@ -166,34 +165,74 @@ func (s *Signer) SignFile(path string) (*Result, error) { return s.SignFileTo(pa
 // SignFileTo signs the module src and writes the result to dst, which may be
 // src itself (then in place, atomically, keeping mode and owner).
 func (s *Signer) SignFileTo(src, dst string) (*Result, error) {
-	m, err := openModule(src, s.limit)
+	pr, err := s.prepare(src, dst)
 	if err != nil {
 		return nil, err
 	}
-	defer m.Close()
-	if src == dst && len(m.segs) == 1 && s.alreadySigned(m) {
-		res := &Result{Path: dst, Format: m.format, P7S: m.segs[0].Blob}
-		res.SHA256, err = m.fileSHA256()
-		return res, err
+	return pr.res, pr.commit()
+}
+
+// prepare signs src into a pending new version of dst, not yet in place.
+func (s *Signer) prepare(src, dst string) (*prepared, error) {
+	inPlace := src == dst
+	m, err := openFile(src, s.limit, inPlace)
+	if err != nil {
+		return nil, err
 	}
-	return m.writeSigned(dst, func(module io.Reader) ([]byte, error) {
-		blob, err := s.PKCS7(module)
-		if err != nil {
-			return nil, fmt.Errorf("sign %s: %w", src, err)
+	if m.format == modfile.None {
+		// An uncompressed module's signatures are read in place: one
+		// already signed as asked is left alone without writing anything.
+		if err := m.scan(); err != nil {
+			m.Close()
+			return nil, err
 		}
-		return blob, nil
-	})
+		if inPlace && len(m.segs) == 1 && s.alreadySigned(m) {
+			return m.unchanged()
+		}
+	}
+	return m.prepare(dst, s.blobMaker(m, inPlace))
+}
+
+// blobMaker returns what makes the module's new PKCS#7 signature out of its
+// unsigned bytes. Run in place on a compressed module already signed
+// exactly as asked, it answers errAlreadySigned instead: that is known only
+// once the module has been streamed.
+func (s *Signer) blobMaker(m *module, inPlace bool) func(io.Reader) ([]byte, error) {
+	return func(r io.Reader) ([]byte, error) {
+		ds, ok := s.m.(digestSigning)
+		if !ok {
+			return s.PKCS7(r)
+		}
+		h := s.m.digest().hash.New()
+		if _, err := io.Copy(h, r); err != nil {
+			return nil, err
+		}
+		digest := h.Sum(nil)
+		if inPlace && m.format != modfile.None && len(m.segs) == 1 && s.alreadySignedDigest(m, digest) {
+			return nil, errAlreadySigned
+		}
+		sig, err := ds.signDigest(digest)
+		if err != nil {
+			return nil, fmt.Errorf("sign %s: %w", m.path, err)
+		}
+		return marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), nil, sig)
+	}
 }
 
 // DetachedFile returns the PKCS#7 signature of the module at path, over the
 // module without any signature it already carries (sign-file -d).
 func (s *Signer) DetachedFile(path string) ([]byte, error) {
-	m, err := openModule(path, s.limit)
+	m, err := openModule(path, s.limit, false)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	blob, err := s.PKCS7(io.NewSectionReader(m.content, 0, m.unsignedLen()))
+	r, err := m.unsignedReader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	blob, err := s.PKCS7(r)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
@@ -206,85 +245,22 @@ func AttachFile(src, dst string, blob []byte) (*Result, error) {
 	if _, err := parseSignedData(blob); err != nil {
 		return nil, err
 	}
-	m, err := openModule(src, modfile.DefaultLimit)
+	m, err := openFile(src, modfile.DefaultLimit, src == dst)
 	if err != nil {
 		return nil, err
 	}
-	defer m.Close()
-	return m.writeSigned(dst, func(module io.Reader) ([]byte, error) {
+	if err := m.scanPlain(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	pr, err := m.prepare(dst, func(module io.Reader) ([]byte, error) {
 		_, err := io.Copy(io.Discard, module)
 		return blob, err
 	})
-}
-
-// writeSigned writes the module's unsigned bytes, their signature and the
-// trailer to dst, compressed as the source was; atomically. makeBlob reads
-// the unsigned module and returns its PKCS#7 signature. An uncompressed
-// module is read once: the bytes signed are the bytes written.
-func (m *module) writeSigned(dst string, makeBlob func(module io.Reader) ([]byte, error)) (*Result, error) {
-	res := &Result{Path: dst, Format: m.format, Changed: true, Replaced: len(m.segs)}
-	unsigned := m.unsignedLen()
-	write := func(w io.Writer) error {
-		sum := sha256.New()
-		w = io.MultiWriter(w, sum)
-		module := io.NewSectionReader(m.content, 0, unsigned)
-		var blob []byte
-		var err error
-		if m.format == modfile.None {
-			copied := &countingWriter{w: w}
-			if blob, err = makeBlob(io.TeeReader(module, copied)); err != nil {
-				return blobError{err}
-			}
-			if copied.n != unsigned {
-				return fmt.Errorf("copied %d of %d module bytes", copied.n, unsigned)
-			}
-			if _, err := w.Write(append(blob, Trailer(len(blob))...)); err != nil {
-				return err
-			}
-		} else {
-			if blob, err = makeBlob(module); err != nil {
-				return blobError{err}
-			}
-			signed := append(m.data[:unsigned:unsigned], append(blob, Trailer(len(blob))...)...)
-			if err := modfile.Compress(w, signed, m.format); err != nil {
-				return fmt.Errorf("compress: %w", err)
-			}
-		}
-		res.P7S = blob
-		copy(res.SHA256[:], sum.Sum(nil))
-		return nil
-	}
-	var err error
-	if dst == m.path {
-		err = atomicfile.Replace(dst, m.st, write)
-	} else {
-		err = atomicfile.Create(dst, m.st.Mode().Perm(), write)
-	}
-	var be blobError
-	if errors.As(err, &be) {
-		return nil, be.err // already names the module
-	}
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", dst, err)
+		return nil, err
 	}
-	return res, nil
-}
-
-// blobError marks a failure to make the signature, as opposed to writing.
-type blobError struct{ err error }
-
-func (b blobError) Error() string { return b.err.Error() }
-func (b blobError) Unwrap() error { return b.err }
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return pr.res, pr.commit()
 }
 
 // alreadySigned reports whether m's only signature is exactly the one this
@@ -292,17 +268,44 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // nothing else in the message), it is valid, and a compressed module's
 // container is one the kernel's own decompressor takes.
 func (s *Signer) alreadySigned(m *module) bool {
-	if m.format != modfile.None && !m.container.KernelReady {
+	sd, ok := s.sameForm(m)
+	if !ok {
 		return false
+	}
+	r, err := m.unsignedReader()
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	_, err = verifySigned(sd, r, []*x509.Certificate{s.cert}, Policy{MLDSAAuthAttrs: true})
+	return err == nil
+}
+
+// alreadySignedDigest is alreadySigned given the digest of the unsigned
+// module, computed by the signing pass.
+func (s *Signer) alreadySignedDigest(m *module, digest []byte) bool {
+	sd, ok := s.sameForm(m)
+	if !ok {
+		return false
+	}
+	si := &sd.signers[0]
+	return verifyDigest(s.cert.PublicKey, si.sigAlgOID, si.sigAlgParams, s.m.digest(), digest, si.signature) == nil
+}
+
+// sameForm reports whether m's only signature has exactly the form this
+// signer makes, and returns it parsed.
+func (s *Signer) sameForm(m *module) (*signedData, bool) {
+	if len(m.segs) != 1 || m.format != modfile.None && !m.container.KernelReady {
+		return nil, false
 	}
 	blob := m.segs[0].Blob
 	sd, err := parseSignedData(blob)
 	if err != nil || len(sd.signers) != 1 {
-		return false
+		return nil, false
 	}
 	si := &sd.signers[0]
 	if si.signedAttrs != s.AuthAttrs() {
-		return false
+		return nil, false
 	}
 	var attrs []byte
 	if si.signedAttrs {
@@ -311,8 +314,7 @@ func (s *Signer) alreadySigned(m *module) bool {
 	}
 	same, err := marshalSignedData(s.cert, s.keyID, s.m.digest().oid, s.m.algorithm(), attrs, si.signature)
 	if err != nil || !bytes.Equal(same, blob) {
-		return false
+		return nil, false
 	}
-	_, err = verifySigned(sd, io.NewSectionReader(m.content, 0, m.unsignedLen()), []*x509.Certificate{s.cert}, Policy{MLDSAAuthAttrs: true})
-	return err == nil
+	return sd, true
 }

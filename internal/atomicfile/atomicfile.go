@@ -60,7 +60,7 @@ func CreateNew(path string, data []byte, perm os.FileMode) error {
 	if _, err := p.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := p.f.Sync(); err != nil {
+	if err := p.sync(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	// link(2), unlike rename(2), fails when the name exists.
@@ -164,7 +164,7 @@ func (p *Pending) Commit() error {
 
 func (p *Pending) sync() error {
 	if err := p.f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", p.path, unwrapPath(err))
+		return unwrapPath(err) // a write error the file system reports late (ENOSPC, EIO)
 	}
 	return nil
 }
@@ -173,22 +173,28 @@ func (p *Pending) sync() error {
 func (p *Pending) rename() error {
 	if err := os.Rename(p.f.Name(), p.path); err != nil {
 		p.Abort()
-		return fmt.Errorf("rename into %s: %w", p.path, unwrapPath(err))
+		return fmt.Errorf("rename: %w", unwrapPath(err))
 	}
 	p.done = true
 	return p.f.Close()
 }
 
+// ErrNotDurable marks a failure after the new version is in place: only
+// whether it survives a crash is in doubt.
+var ErrNotDurable = errors.New("in place, but not known to be durable")
+
 // syncDir makes the directory entry of path durable.
 func syncDir(path string) error {
 	dir := filepath.Dir(path)
 	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("%s is in place; fsync of %s: %w", path, dir, err)
+	if err == nil {
+		defer d.Close()
+		if err = d.Sync(); errors.Is(err, syscall.EINVAL) {
+			err = nil // a file system without directory fsync
+		}
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("%s is in place; fsync of %s: %w", path, dir, err)
+	if err != nil {
+		return fmt.Errorf("%s: %w: fsync of %s: %w", path, ErrNotDurable, dir, err)
 	}
 	return nil
 }

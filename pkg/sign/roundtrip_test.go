@@ -88,6 +88,19 @@ func TestStripGivesOriginal(t *testing.T) {
 	if err != nil || len(info.Signatures) != 2 {
 		t.Fatalf("want 2 stacked signatures: %v %+v", err, info)
 	}
+	// The kernel checks the last one, over everything before it.
+	if _, err := sign.VerifyFile(mod, certs(t, kp)); err != nil {
+		t.Fatalf("stacked signature: %v", err)
+	}
+	for _, f := range []string{"xz", "zstd"} {
+		testmod.Run(t, f, "-k", "-q", mod)
+	}
+	for _, z := range []string{mod + ".xz", mod + ".zst"} {
+		if _, err := sign.VerifyFile(z, certs(t, kp)); err != nil {
+			t.Fatalf("stacked signature in %s: %v", z, err)
+		}
+		os.Remove(z)
+	}
 	n, err := sign.StripFile(mod)
 	if err != nil || n != 2 {
 		t.Fatalf("StripFile = %d, %v", n, err)

@@ -95,8 +95,8 @@ func (m *module) prepare(dst string, makeBlob func(io.Reader) ([]byte, error)) (
 // writeFailed says that writing dst failed and, as the write is atomic,
 // that dst is as it was.
 func writeFailed(dst string, err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, atomicfile.ErrNotDurable) {
+		return err
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) {

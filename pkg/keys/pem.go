@@ -12,6 +12,8 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/youmark/pkcs8"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/libcrypto"
 )
 
 // maxKeyFile bounds what we read of a key file: PEM keys are a few KiB.
@@ -29,7 +31,11 @@ func openPEM(path string, o *Options) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
-	return &Key{Signer: signer, desc: describe(signer.Public()) + " " + path}, nil
+	// RSA's private-key operation runs in the system's libcrypto when it
+	// has OpenSSL 3: about twice Go's speed, same bytes.
+	desc := describe(signer.Public()) + " " + path
+	signer, free := libcrypto.Wrap(signer)
+	return &Key{Signer: signer, desc: desc, close: func() error { free(); return nil }}, nil
 }
 
 // readKeyFile reads a private key file after checking, on the open

@@ -179,9 +179,12 @@ func (s *Signer) prepare(src, dst string) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.format == modfile.None {
+	if _, digest := s.m.(digestSigning); m.format == modfile.None || !digest {
 		// An uncompressed module's signatures are read in place: one
 		// already signed as asked is left alone without writing anything.
+		// (A compressed one is scanned first only for ML-DSA, which holds
+		// the module in memory anyway; hash-then-sign finds out while
+		// writing, see blobMaker.)
 		if err := m.scan(); err != nil {
 			m.Close()
 			return nil, err

@@ -2,7 +2,6 @@ package sign
 
 import (
 	"crypto/x509"
-	"io"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
@@ -15,7 +14,7 @@ import (
 // It identifies signers: any form sign-file makes counts (Policy with
 // MLDSAAuthAttrs), whatever a given kernel would accept.
 func VerifyStack(path string, certs []*x509.Certificate) (info *Info, verifiedBy []*x509.Certificate, err error) {
-	m, err := openModule(path, modfile.DefaultLimit)
+	m, err := openModule(path, modfile.DefaultLimit, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -25,7 +24,12 @@ func VerifyStack(path string, certs []*x509.Certificate) (info *Info, verifiedBy
 	for i := len(m.segs) - 1; i >= 0; i-- {
 		var by *x509.Certificate
 		if sd, err := parseSignedData(m.segs[i].Blob); err == nil {
-			by, _ = verifySigned(sd, io.NewSectionReader(m.content, 0, m.segs[i].Offset), certs, Policy{MLDSAAuthAttrs: true})
+			r, err := m.prefixReader(m.segs[i].Offset)
+			if err != nil {
+				return info, verifiedBy, err
+			}
+			by, _ = verifySigned(sd, r, certs, Policy{MLDSAAuthAttrs: true})
+			r.Close()
 		}
 		verifiedBy = append(verifiedBy, by)
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -46,22 +47,6 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
-// hinted carries an error plus the one thing the user should do about it.
-type hinted struct {
-	err  error
-	hint string
-}
-
-func (h *hinted) Error() string { return h.err.Error() }
-func (h *hinted) Unwrap() error { return h.err }
-
-func withHint(err error, hint string) error {
-	if err == nil {
-		return nil
-	}
-	return &hinted{err, hint}
-}
-
 // newFlags returns a FlagSet that reports errors instead of exiting.
 func newFlags(c *command, e *env) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
@@ -96,7 +81,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 var errHelp = errors.New("help")
 
 func run(argv []string, stdout, stderr io.Writer) int {
-	return runEnv(&env{stdout: stdout, stderr: stderr, getenv: osGetenv}, argv)
+	return runEnv(&env{stdout: stdout, stderr: stderr, getenv: os.Getenv}, argv)
 }
 
 func runEnv(e *env, argv []string) int {

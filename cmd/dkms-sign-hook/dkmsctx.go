@@ -3,20 +3,15 @@ package main
 // Shared by the DKMS commands (hook, enable, disable, status, sign --dkms).
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"strings"
-
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signlog"
 )
 
-// rootEnv moves /etc/dkms, /var/lib/dkms, /lib/modules and /proc below a
-// directory, for tests on fake trees, and only when testRoots is set.
+// rootEnv moves /etc/dkms, /var/lib/dkms, /lib/modules, /proc and /sys
+// below a directory, for tests on fake trees, and only when testRoots is set.
 const rootEnv = "DKMS_SIGN_HOOK_ROOT"
 
 // testRoots is set by this package's TestMain only (the testscript commands
@@ -55,6 +50,16 @@ func openHost(e *env, override string) (*dkmsenv.Host, error) {
 // appends to.
 func loadConfig(e *env, flagPath string) (*config.Config, error) {
 	return config.Load(flagPath, e.getenv)
+}
+
+// commandLog is the signing log for the sign and sign-file commands: kept
+// once the tool is set up on this machine (a configuration file exists), so
+// that the log holds every signature the configured key makes.
+func commandLog(cfg *config.Config) *signlog.Log {
+	if cfg.Path == "" || cfg.Log == "" {
+		return nil
+	}
+	return &signlog.Log{Path: cfg.Log}
 }
 
 // keyAccess says how a DKMS command may get the key's passphrase or PIN.
@@ -96,71 +101,9 @@ func (e *env) without(name string) *env {
 	return &c
 }
 
-// hashFor returns the configured hash, or with hash = auto the target
-// kernel's CONFIG_MODULE_SIG_HASH. A kernel built without module signing
-// gives dkmsenv.ErrNoModuleSig: it is reported, never guessed.
-func hashFor(r dkmsenv.Roots, cfg *config.Config, kver string) (hash, from string, err error) {
-	if cfg.Hash != config.HashAuto {
-		return cfg.Hash, cfg.Path, nil
+func cfgName(cfg *config.Config) string {
+	if cfg.Path != "" {
+		return cfg.Path
 	}
-	return r.SigHash(kver)
-}
-
-// absentKey says what is missing ("... not found", "... unreachable") when opening the configured key failed
-// because the key or certificate is simply not there (removable media, a
-// token not plugged in), and returns "" when the key is unusable for any
-// other reason, e.g. a mistyped pin_file or pkcs11_module: that is a
-// configuration error, never "absent".
-func absentKey(cfg *config.Config, err error) string {
-	if missing := missingKeyFiles(cfg); len(missing) > 0 && errors.Is(err, fs.ErrNotExist) {
-		return strings.Join(missing, " and ") + " not found"
-	}
-	if errors.Is(err, keys.ErrTokenUnreachable) {
-		if cfg.PKCS11Server != "" {
-			return "signing token " + redactURI(cfg.Key) + " unreachable (p11-kit server " + cfg.PKCS11Server + ")"
-		}
-		return "signing token " + redactURI(cfg.Key) + " unreachable"
-	}
-	if errors.Is(err, keys.ErrNoToken) {
-		return "signing key " + redactURI(cfg.Key) + " not found"
-	}
-	return ""
-}
-
-// missingKeyFiles lists the key file and certificate that do not exist.
-func missingKeyFiles(cfg *config.Config) []string {
-	var missing []string
-	if !strings.HasPrefix(strings.ToLower(cfg.Key), "pkcs11:") {
-		if _, err := os.Stat(cfg.Key); errors.Is(err, fs.ErrNotExist) {
-			missing = append(missing, "signing key "+cfg.Key)
-		}
-	}
-	if _, err := os.Stat(cfg.Certificate); errors.Is(err, fs.ErrNotExist) {
-		missing = append(missing, "certificate "+cfg.Certificate)
-	}
-	return missing
-}
-
-// childEnv is the environment of the programs the DKMS commands run (the
-// package's own POST_BUILD, depmod): ours, without the key's passphrase.
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, keys.PinEnv+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-// quoteShell single-quotes s for a file DKMS sources with bash.
-func quoteShell(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
+	return config.DefaultPath
 }

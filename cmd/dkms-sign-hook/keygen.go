@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
@@ -23,7 +24,6 @@ func init() {
 		short: "make a module signing key and certificate (PEM, and DER for mokutil --import)",
 		run:   runKeygen,
 	})
-	hinters = append(hinters, keysHint)
 }
 
 func runKeygen(e *env, args []string) error {
@@ -101,7 +101,7 @@ func runKeygen(e *env, args []string) error {
 		if err := os.MkdirAll(filepath.Dir(writeConfig), 0o755); err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
-		if err := keys.WriteNewFile(writeConfig, conf, 0o644); err != nil {
+		if err := atomicfile.CreateNew(writeConfig, conf, 0o644); err != nil {
 			return fmt.Errorf("config %s (the key pair is written): %w", writeConfig, err)
 		}
 	}
@@ -197,21 +197,4 @@ func printNextSteps(e *env, g *keys.Generated, f keys.KeyPairFiles, configPath s
 	}
 	fmt.Fprintf(w, "\nA key on this machine signs whatever root asks it to. Keep it on removable media or a\n")
 	fmt.Fprintf(w, "token (softhsm2-util --import %s, then key = pkcs11:...) when you can.\n", f.Key)
-}
-
-// keysHint covers key generation and token errors.
-func keysHint(err error) string {
-	switch {
-	case errors.Is(err, keys.ErrExists):
-		return "keep the old key (it may be enrolled); choose another --out, or move the old files away first"
-	case errors.Is(err, keys.ErrNeedPIN):
-		return "add pin-source=/root-only/file to the URI, set pin_file in the config, or export " + keys.PinEnv
-	case errors.Is(err, keys.ErrWrongPIN):
-		return "check the token PIN (a few more wrong tries may lock the token)"
-	case errors.Is(err, keys.ErrNoToken):
-		return "list tokens with `pkcs11-tool --module MODULE --list-token-slots` (or p11tool --list-tokens) and fix token= in the URI"
-	case errors.Is(err, keys.ErrNoObject):
-		return "list keys with `pkcs11-tool --module MODULE --login --list-objects --type privkey` and fix object= or id= in the URI"
-	}
-	return ""
 }

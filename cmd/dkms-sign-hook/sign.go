@@ -73,7 +73,7 @@ func runSign(e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "%s: signed (%s)\n", path, signer.Hash())
 		}
 		if err == nil && res.Changed && audit != nil {
-			if err := audit.addCommand("sign", path, res, signer); err != nil {
+			if err := audit.AppendCommand("sign", path, res, signer); err != nil {
 				failed++
 				reportModuleError(e, c, path, fmt.Errorf("signed, but not logged: %w", err))
 			}

@@ -58,16 +58,16 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 		NoPINInURI: true,
 	})
 	if err != nil {
-		return nil, nil, nameIn(redactURI(s.key), "key", err)
+		return nil, nil, nameIn(keys.Redact(s.key), "key", err)
 	}
 	signer, err := sign.NewSigner(key, cert, sign.Options{Hash: h, KeyID: s.keyID, AuthAttrs: s.authAttrs})
 	if err != nil {
 		key.Close()
 		if errors.Is(err, sign.ErrKeyMismatch) {
-			return nil, nil, withHint(fmt.Errorf("key %s does not match certificate %s", redactURI(s.key), s.cert),
+			return nil, nil, withHint(fmt.Errorf("key %s does not match certificate %s", keys.Redact(s.key), s.cert),
 				"use the certificate made together with this key (compare `openssl x509 -noout -pubkey` with `openssl pkey -pubout`)")
 		}
-		return nil, nil, fmt.Errorf("key %s, certificate %s: %w", redactURI(s.key), s.cert, err)
+		return nil, nil, fmt.Errorf("key %s, certificate %s: %w", keys.Redact(s.key), s.cert, err)
 	}
 	return signer, func() { key.Close() }, nil
 }
@@ -78,16 +78,4 @@ func nameIn(name, what string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s %s: %w", what, name, err)
-}
-
-// redactURI drops a pkcs11: URI's query (it may hold pin-value) for messages.
-func redactURI(ref string) string {
-	if !strings.HasPrefix(strings.ToLower(ref), "pkcs11:") {
-		return ref
-	}
-	if u, err := keys.ParsePKCS11URI(ref); err == nil {
-		return u.String()
-	}
-	// Unparseable: any part of it may hold a PIN.
-	return "pkcs11: URI (unparseable)"
 }

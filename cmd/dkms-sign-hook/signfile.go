@@ -126,7 +126,7 @@ func runSignFile(e *env, args []string) error {
 		return err
 	}
 	if audit := commandLog(cfg); audit != nil && res.Changed {
-		if err := audit.addCommand("sign-file", dest, res, signer); err != nil {
+		if err := audit.AppendCommand("sign-file", dest, res, signer); err != nil {
 			return fmt.Errorf("signed %s, but not logged: %w", dest, err)
 		}
 	}

@@ -61,15 +61,15 @@ func TestDiscoverFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(cs) != 1 {
-		t.Fatalf("got %d contexts, want 1", len(cs))
+		t.Fatalf("got %d builds, want 1", len(cs))
 	}
 	c := cs[0]
-	want := Context{Tree: r.DKMSTree(), Module: "foo", Version: "1.2", KernelVer: "6.1.0-1-amd64", Arch: "x86_64", KernelFrom: "environment"}
-	if *c != want {
-		t.Errorf("got %+v, want %+v", *c, want)
+	want := Build{Tree: r.DKMSTree(), Package: "foo", Version: "1.2", KernelVer: "6.1.0-1-amd64", Arch: "x86_64", KernelFrom: "environment"}
+	if c != want {
+		t.Errorf("got %+v, want %+v", c, want)
 	}
-	if got := c.ModuleDir(); got != filepath.Join(r.DKMSTree(), "foo/1.2/6.1.0-1-amd64/x86_64/module") {
-		t.Errorf("ModuleDir = %s", got)
+	if got := c.Dir(); got != filepath.Join(r.DKMSTree(), "foo/1.2/6.1.0-1-amd64/x86_64/module") {
+		t.Errorf("Dir = %s", got)
 	}
 }
 
@@ -83,7 +83,7 @@ func TestDiscoverTreeFromCwdNotDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cs[0]
-	if c.Tree != other || c.Module != "bar" || c.Version != "3" {
+	if c.Tree != other || c.Package != "bar" || c.Version != "3" {
 		t.Errorf("got %+v", c)
 	}
 }
@@ -282,7 +282,7 @@ func TestTreeListing(t *testing.T) {
 		t.Error("IsPackage wrong")
 	}
 	bs, err := AllBuilds(tree)
-	if err != nil || len(bs) != 2 || bs[0].Module != "bar" || bs[1].Module != "foo" || bs[1].KernelVer != "6.1.0-1-amd64" {
+	if err != nil || len(bs) != 2 || bs[0].Package != "bar" || bs[1].Package != "foo" || bs[1].KernelVer != "6.1.0-1-amd64" {
 		t.Errorf("AllBuilds = %+v, %v", bs, err)
 	}
 }
@@ -331,22 +331,22 @@ func TestInstalledModule(t *testing.T) {
 	}
 }
 
-func TestCheckModuleDir(t *testing.T) {
+func TestCheckDir(t *testing.T) {
 	tree := t.TempDir()
-	c := &Context{Tree: tree, Module: "foo", Version: "1.0", KernelVer: "k", Arch: "x86_64"}
-	if err := c.CheckModuleDir(); err == nil {
+	c := &Build{Tree: tree, Package: "foo", Version: "1.0", KernelVer: "k", Arch: "x86_64"}
+	if err := c.CheckDir(); err == nil {
 		t.Error("missing dir accepted")
 	}
-	mkdir(t, c.ModuleDir())
-	if err := c.CheckModuleDir(); err != nil {
+	mkdir(t, c.Dir())
+	if err := c.CheckDir(); err != nil {
 		t.Fatal(err)
 	}
 	// <kernelver> as a symlink to a directory elsewhere is refused.
 	elsewhere := t.TempDir()
 	mkdir(t, filepath.Join(elsewhere, "x86_64", "module"))
-	c2 := &Context{Tree: tree, Module: "foo", Version: "1.0", KernelVer: "k2", Arch: "x86_64"}
+	c2 := &Build{Tree: tree, Package: "foo", Version: "1.0", KernelVer: "k2", Arch: "x86_64"}
 	os.Symlink(elsewhere, filepath.Join(tree, "foo", "1.0", "k2"))
-	err := c2.CheckModuleDir()
+	err := c2.CheckDir()
 	if err == nil || err.Error() != filepath.Join(tree, "foo/1.0/k2")+" is a symlink: refusing to follow it out of the DKMS tree" {
 		t.Errorf("symlinked kernel dir: %v", err)
 	}

@@ -6,17 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 )
-
-// Build is one <tree>/<module>/<version>/<kernelver>/<arch>/module directory.
-type Build struct {
-	Module, Version, KernelVer, Arch string
-	Dir                              string // the module directory
-	ModTime                          time.Time
-}
 
 // isRealDir reports whether p is a directory and not a symlink.
 func isRealDir(p string) bool {
@@ -50,10 +42,10 @@ func IsPackage(tree, name string) bool {
 
 // Versions lists a package's versions (real directories; DKMS's
 // kernel-<kver>-<arch> entries are symlinks and are skipped).
-func Versions(tree, module string) ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(tree, module))
+func Versions(tree, pkg string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(tree, pkg))
 	if err != nil {
-		return nil, fmt.Errorf("list versions of %s: %w", module, err)
+		return nil, fmt.Errorf("list versions of %s: %w", pkg, err)
 	}
 	var vs []string
 	for _, e := range ents {
@@ -93,8 +85,8 @@ func BuildsOfVersion(vdir string) ([]Build, error) {
 				continue
 			}
 			out = append(out, Build{
-				Module: filepath.Base(filepath.Dir(vdir)), Version: filepath.Base(vdir),
-				KernelVer: k.Name(), Arch: a.Name(), Dir: dir, ModTime: st.ModTime(),
+				Tree: filepath.Dir(filepath.Dir(vdir)), Package: filepath.Base(filepath.Dir(vdir)), Version: filepath.Base(vdir),
+				KernelVer: k.Name(), Arch: a.Name(), ModTime: st.ModTime(),
 			})
 		}
 	}
@@ -124,8 +116,8 @@ func AllBuilds(tree string) ([]Build, error) {
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		if a.Module != b.Module {
-			return a.Module < b.Module
+		if a.Package != b.Package {
+			return a.Package < b.Package
 		}
 		if a.Version != b.Version {
 			return a.Version < b.Version

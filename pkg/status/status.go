@@ -145,10 +145,10 @@ func (rep *Report) readCertificate(r dkmsenv.Roots, path string) []*x509.Certifi
 }
 
 func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, certs []*x509.Certificate) Build {
-	bs := Build{Package: b.Module, Version: b.Version, Kernel: b.KernelVer, Arch: b.Arch}
-	files, skipped, err := dkmsenv.ModuleFiles(b.Dir)
+	bs := Build{Package: b.Package, Version: b.Version, Kernel: b.KernelVer, Arch: b.Arch}
+	files, skipped, err := dkmsenv.ModuleFiles(b.Dir())
 	if err != nil {
-		bs.Skipped = append(bs.Skipped, Skipped{Path: b.Dir, Why: err.Error()})
+		bs.Skipped = append(bs.Skipped, Skipped{Path: b.Dir(), Why: err.Error()})
 	}
 	for _, s := range skipped {
 		bs.Skipped = append(bs.Skipped, Skipped{Path: s.Path, Why: s.Why})

@@ -7,25 +7,26 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
-// Context is what a POST_BUILD hook works on: one package version built for
-// one kernel and architecture.
-type Context struct {
+// Build is one package version built for one kernel and architecture:
+// the directory <tree>/<package>/<version>/<kernelver>/<arch>/module.
+type Build struct {
 	Tree      string // DKMS tree, e.g. /var/lib/dkms
-	Module    string // package name, e.g. "v4l2loopback"
+	Package   string // DKMS package name, e.g. "v4l2loopback"
 	Version   string // package version
 	KernelVer string // target kernel release
 	Arch      string // target machine, e.g. "x86_64"
-	// KernelFrom says where KernelVer and Arch came from: "environment",
-	// "scan of <dir>" or "running kernel".
+	// KernelFrom says where a hook's KernelVer and Arch came from:
+	// "environment", "scan of <dir>" or "running kernel" (Discover only).
 	KernelFrom string
+	ModTime    time.Time // of the module directory, when it exists
 }
 
-// ModuleDir is where DKMS keeps the built modules of this context:
-// <tree>/<module>/<version>/<kernelver>/<arch>/module.
-func (c *Context) ModuleDir() string {
-	return filepath.Join(c.Tree, c.Module, c.Version, c.KernelVer, c.Arch, "module")
+// Dir is the module directory: <tree>/<package>/<version>/<kernelver>/<arch>/module.
+func (b *Build) Dir() string {
+	return filepath.Join(b.Tree, b.Package, b.Version, b.KernelVer, b.Arch, "module")
 }
 
 // ValidName checks a package, version, kernel or arch name read from the
@@ -45,69 +46,69 @@ func ValidName(kind, name string) error {
 }
 
 // ErrNotInBuildDir is returned by Discover when the working directory is not
-// a DKMS build directory <tree>/<module>/<version>/build.
+// a DKMS build directory <tree>/<package>/<version>/build.
 var ErrNotInBuildDir = errors.New("not run from a DKMS build directory (<dkms_tree>/<module>/<version>/build); is this a POST_BUILD hook?")
 
-// Discover finds the hook's contexts. DKMS runs POST_BUILD with the working
+// Discover finds the builds a POST_BUILD hook is run for. DKMS runs POST_BUILD with the working
 // directory <dkms_tree>/<module>/<version>/build, which gives the tree, the
 // module and the version. kernelver and arch come from the environment when
-// DKMS sets them (3.x does): one context. DKMS 2.2 to 2.8 autoinstall does
+// DKMS sets them (3.x does): one build. DKMS 2.2 to 2.8 autoinstall does
 // not set them: then every kernel this version was built for
-// (<module>/<version>/*/*/module/) is a context, as guessing the newest from
+// (<package>/<version>/*/*/module/) is one, as guessing the newest from
 // timestamps could leave the new kernel's modules unsigned (signing again
 // what is already signed is a no-op). Only when nothing is built does the
-// running kernel give the context.
-func (r Roots) Discover(cwd string, getenv func(string) string) ([]*Context, error) {
+// running kernel give the build.
+func (r Roots) Discover(cwd string, getenv func(string) string) ([]Build, error) {
 	cwd = filepath.Clean(cwd)
 	if filepath.Base(cwd) != "build" {
 		return nil, fmt.Errorf("%s: %w", cwd, ErrNotInBuildDir)
 	}
 	vdir := filepath.Dir(cwd)
 	mdir := filepath.Dir(vdir)
-	base := Context{Tree: filepath.Dir(mdir), Module: filepath.Base(mdir), Version: filepath.Base(vdir)}
-	if err := ValidName("package", base.Module); err != nil {
+	base := Build{Tree: filepath.Dir(mdir), Package: filepath.Base(mdir), Version: filepath.Base(vdir)}
+	if err := ValidName("package", base.Package); err != nil {
 		return nil, err
 	}
 	if err := ValidName("version", base.Version); err != nil {
 		return nil, err
 	}
-	if m := getenv("module"); m != "" && m != base.Module {
-		return nil, fmt.Errorf("environment says module=%q but the working directory %s belongs to %q", m, cwd, base.Module)
+	if m := getenv("module"); m != "" && m != base.Package {
+		return nil, fmt.Errorf("environment says module=%q but the working directory %s belongs to %q", m, cwd, base.Package)
 	}
 	if v := getenv("module_version"); v != "" && v != base.Version {
 		return nil, fmt.Errorf("environment says module_version=%q but the working directory %s belongs to %q", v, cwd, base.Version)
 	}
-	ctxs, err := r.findKernels(base, getenv)
+	builds, err := r.findKernels(base, getenv)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range ctxs {
-		if err := ValidName("kernel", c.KernelVer); err != nil {
+	for _, b := range builds {
+		if err := ValidName("kernel", b.KernelVer); err != nil {
 			return nil, err
 		}
-		if err := ValidName("arch", c.Arch); err != nil {
+		if err := ValidName("arch", b.Arch); err != nil {
 			return nil, err
 		}
 	}
-	return ctxs, nil
+	return builds, nil
 }
 
-func (r Roots) findKernels(base Context, getenv func(string) string) ([]*Context, error) {
-	with := func(k, a, from string) *Context {
-		c := base
-		c.KernelVer, c.Arch, c.KernelFrom = k, a, from
-		return &c
+func (r Roots) findKernels(base Build, getenv func(string) string) ([]Build, error) {
+	with := func(k, a, from string) Build {
+		b := base
+		b.KernelVer, b.Arch, b.KernelFrom = k, a, from
+		return b
 	}
 	k, a := getenv("kernelver"), getenv("arch")
 	if k != "" && a != "" {
-		return []*Context{with(k, a, "environment")}, nil
+		return []Build{with(k, a, "environment")}, nil
 	}
-	vdir := filepath.Join(base.Tree, base.Module, base.Version)
+	vdir := filepath.Join(base.Tree, base.Package, base.Version)
 	builds, err := BuildsOfVersion(vdir)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Context
+	var out []Build
 	for _, b := range builds {
 		if (k == "" || b.KernelVer == k) && (a == "" || b.Arch == a) {
 			out = append(out, with(b.KernelVer, b.Arch, "scan of "+vdir))
@@ -132,15 +133,15 @@ func (r Roots) findKernels(base Context, getenv func(string) string) ([]*Context
 	if a != "" {
 		arch = a
 	}
-	return []*Context{with(rel, arch, "running kernel")}, nil
+	return []Build{with(rel, arch, "running kernel")}, nil
 }
 
-// CheckModuleDir makes sure every directory from the tree down to the module
-// directory (<module>/<version>/<kernelver>/<arch>/module) is a real
+// CheckDir makes sure every directory from the tree down to the module
+// directory (<package>/<version>/<kernelver>/<arch>/module) is a real
 // directory, not a symlink that could lead the signer out of the tree.
-func (c *Context) CheckModuleDir() error {
-	p := c.Tree
-	for _, part := range []string{c.Module, c.Version, c.KernelVer, c.Arch, "module"} {
+func (b *Build) CheckDir() error {
+	p := b.Tree
+	for _, part := range []string{b.Package, b.Version, b.KernelVer, b.Arch, "module"} {
 		p = filepath.Join(p, part)
 		st, err := os.Lstat(p)
 		if err != nil {

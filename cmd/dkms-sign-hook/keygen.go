@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
@@ -134,34 +131,6 @@ func configText(f keys.KeyPairFiles) []byte {
 	fmt.Fprintf(&b, "\n[hook]\n")
 	fmt.Fprintf(&b, "missing_key = warn\n")
 	return b.Bytes()
-}
-
-// newPassphrase takes the new key's passphrase from KBUILD_SIGN_PIN (so the
-// same variable later unlocks it) or asks twice on the terminal.
-func newPassphrase(e *env) ([]byte, error) {
-	if p := e.getenv(keys.PinEnv); p != "" {
-		return []byte(p), nil
-	}
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
-		return nil, errors.New("--encrypt needs a passphrase: set " + keys.PinEnv + " or run on a terminal")
-	}
-	fmt.Fprint(e.stderr, "New key passphrase: ")
-	p1, err := term.ReadPassword(fd)
-	fmt.Fprintln(e.stderr)
-	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
-	}
-	fmt.Fprint(e.stderr, "Again: ")
-	p2, err := term.ReadPassword(fd)
-	fmt.Fprintln(e.stderr)
-	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
-	}
-	if len(p1) == 0 || !bytes.Equal(p1, p2) {
-		return nil, errors.New("passphrases empty or different")
-	}
-	return p1, nil
 }
 
 func printNextSteps(e *env, g *keys.Generated, f keys.KeyPairFiles, configPath string, encrypted bool, took time.Duration) {

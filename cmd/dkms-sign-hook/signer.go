@@ -47,13 +47,17 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 	if err != nil {
 		return nil, nil, nameIn(s.cert, "certificate", err)
 	}
+	var ask func(string) ([]byte, error)
+	if s.prompt {
+		ask = terminalPassphrase(e, s.pinFile)
+	}
 	key, err := keys.Open(s.key, keys.Options{
+		Passphrase:    ask,
 		Getenv:        e.getenv,
 		PinFile:       s.pinFile,
 		PKCS11Module:  s.pkcs11Module,
 		PKCS11Server:  s.pkcs11Server,
 		PKCS11Timeout: s.pkcs11Timeout,
-		Prompt:        s.prompt,
 		// KEY comes from the command line, where ps shows it to everyone.
 		NoPINInURI: true,
 	})

@@ -7,9 +7,9 @@
 //
 // The key is the crown jewel, so Open refuses key files readable by group or
 // others, and (when running as root) key files not owned by root. Passphrases
-// and PINs come from a callback, the KBUILD_SIGN_PIN environment variable (as
-// the kernel's sign-file), a pin file or a terminal prompt; never from argv,
-// and they never appear in errors or descriptions. A PKCS#11 module runs as
+// and PINs come from a callback (a terminal prompt is the caller's), the
+// KBUILD_SIGN_PIN environment variable (as the kernel's sign-file) or a pin
+// file; never from argv, and they never appear in errors or descriptions. A PKCS#11 module runs as
 // us, so it loads only from a path that only root can change (the file,
 // every directory up to / and every link followed: CheckTrustedPath), and
 // exactly the file that was checked is loaded.

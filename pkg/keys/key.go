@@ -30,9 +30,6 @@ type Options struct {
 	// owned by root when running as root. Trailing newlines are dropped.
 	PinFile string
 
-	// Prompt allows asking on the terminal when stdin is one.
-	Prompt bool
-
 	// PKCS11Module is the PKCS#11 module (.so) for pkcs11: URIs that carry
 	// no module-path attribute, e.g. /usr/lib/softhsm/libsofthsm2.so.
 	// Either must be an absolute path that passes CheckTrustedPath.
@@ -149,8 +146,8 @@ func describe(pub crypto.PublicKey) string {
 	}
 }
 
-// passphrase asks each source in turn: callback, KBUILD_SIGN_PIN, pin file,
-// terminal. It returns ErrNeedPassphrase when none answers.
+// passphrase asks each source in turn: callback, KBUILD_SIGN_PIN, pin
+// file. It returns ErrNeedPassphrase when none answers.
 // The source names where the passphrase came from, for error messages.
 func passphrase(o *Options, what string) (p []byte, source string, err error) {
 	if o.Passphrase != nil {
@@ -168,11 +165,6 @@ func passphrase(o *Options, what string) (p []byte, source string, err error) {
 	if o.PinFile != "" {
 		p, err := readPinFile(o.PinFile, "pin_file", o.SkipPermissionCheck)
 		return p, "pin_file " + o.PinFile, err
-	}
-	if o.Prompt {
-		if p, ok, err := promptPassphrase(what); ok || err != nil {
-			return p, "the terminal", err
-		}
 	}
 	return nil, "", ErrNeedPassphrase
 }

@@ -147,10 +147,13 @@ func printNextSteps(e *env, g *keys.Generated, f keys.KeyPairFiles, configPath s
 	fmt.Fprintf(w, "Certificate: CN=%s, serial %s, SKID %x, valid until %s\n",
 		g.Cert.Subject.CommonName, g.Cert.SerialNumber.Text(16), g.Cert.SubjectKeyId, g.Cert.NotAfter.Format("2006-01-02"))
 	fmt.Fprintf(w, "\nNext steps (Secure Boot with shim):\n")
-	fmt.Fprintf(w, "  1. mokutil --import %s\n", f.CertDER)
-	fmt.Fprintf(w, "     (choose a one-time password)\n")
+	enroll := "dkms-sign-hook enroll"
+	if configPath != "" && configPath != config.DefaultPath {
+		enroll += " --config " + configPath
+	}
+	fmt.Fprintf(w, "  1. %s   (mokutil --import %s: choose a one-time password)\n", enroll, f.CertDER)
 	fmt.Fprintf(w, "  2. Reboot; in the blue MokManager screen choose \"Enroll MOK\", check the key, enter the password.\n")
-	fmt.Fprintf(w, "  3. Check: mokutil --test-key %s  (\"is already enrolled\")\n", f.CertDER)
+	fmt.Fprintf(w, "  3. Check: dkms-sign-hook status   (\"trusted by the running kernel: yes\")\n")
 	if configPath != "" {
 		fmt.Fprintf(w, "\nWrote the configuration %s.\n", configPath)
 	} else {

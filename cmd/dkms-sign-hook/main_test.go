@@ -54,7 +54,12 @@ func TestScripts(t *testing.T) {
 
 // needCondition is [need:PROGRAM]: whether PROGRAM is installed. Under
 // CI=true a missing program is an error, so `[!need:cc] skip` never skips there.
+// [efi] is whether this machine booted through UEFI.
 func needCondition(cond string) (bool, error) {
+	if cond == "efi" {
+		_, err := os.Stat("/sys/firmware/efi")
+		return err == nil, nil
+	}
 	prog, ok := strings.CutPrefix(cond, "need:")
 	if !ok {
 		return false, fmt.Errorf("unknown condition %q", cond)

@@ -52,6 +52,27 @@ func (r Roots) SigHash(kver string) (hash, from string, err error) {
 	return "", "", fmt.Errorf("kernel %s: neither %s nor %s exists (install linux-headers-%s): %w", kver, files[0], files[1], kver, ErrNoKernelConfig)
 }
 
+// KernelConfig returns a kernel's configuration (CONFIG_X -> value, quotes
+// removed) and the file it came from: the headers' .config or auto.conf, else
+// /boot/config-<kver> as Debian's linux-image installs it.
+func (r Roots) KernelConfig(kver string) (map[string]string, string, error) {
+	if err := ValidName("kernel", kver); err != nil {
+		return nil, "", err
+	}
+	files := append(r.KernelConfigFiles(kver), r.Path("/boot/config-"+kver))
+	for _, f := range files {
+		vals, err := readKconfig(f)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, f, fmt.Errorf("read kernel config: %w", err)
+		}
+		return vals, f, nil
+	}
+	return nil, "", fmt.Errorf("kernel %s: none of %s exists: %w", kver, strings.Join(files, ", "), ErrNoKernelConfig)
+}
+
 // readKconfig reads CONFIG_X=value lines, removing double quotes.
 func readKconfig(path string) (map[string]string, error) {
 	f, err := os.Open(path)
@@ -64,7 +85,7 @@ func readKconfig(path string) (map[string]string, error) {
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "CONFIG_MODULE_SIG") {
+		if !strings.HasPrefix(line, "CONFIG_") {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")

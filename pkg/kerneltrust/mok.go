@@ -3,6 +3,8 @@ package kerneltrust
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -46,9 +48,15 @@ func (s MokState) MarshalText() ([]byte, error) {
 // ErrNoMokutil: mokutil is not installed.
 var ErrNoMokutil = errors.New("mokutil not found (apt-get install mokutil)")
 
-// MokTestKey runs `mokutil --test-key` on cert (written to a temporary DER
-// file, the only form mokutil reads) and returns its verdict and message.
-func MokTestKey(cert *x509.Certificate) (MokState, string, error) {
+// ErrNoEFI: mokutil found no EFI variables: the machine did not boot
+// through UEFI, so there is no MOK list (and no Secure Boot).
+var ErrNoEFI = errors.New("EFI variables are not supported on this system (the machine did not boot through UEFI)")
+
+// mokutil runs mokutil with args and cert written to a temporary DER file
+// (the only form mokutil reads) in place of the word "CERT"; stdio, when
+// given, is the caller's (mokutil --import asks for a password), else the
+// combined output is returned.
+func mokutil(cert *x509.Certificate, stdio *stdio, args ...string) (string, error) {
 	path, err := exec.LookPath("mokutil")
 	if err != nil {
 		for _, p := range []string{"/usr/bin/mokutil", "/bin/mokutil"} {
@@ -57,24 +65,64 @@ func MokTestKey(cert *x509.Certificate) (MokState, string, error) {
 			}
 		}
 		if path == "" {
-			return MokUnknown, "", ErrNoMokutil
+			return "", ErrNoMokutil
 		}
 	}
 	tmp, err := os.CreateTemp("", "dkms-sign-hook-*.der")
 	if err != nil {
-		return MokUnknown, "", err
+		return "", err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(cert.Raw); err != nil {
 		tmp.Close()
-		return MokUnknown, "", err
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		return MokUnknown, "", err
+		return "", err
 	}
-	out, _ := exec.Command(path, "--test-key", tmp.Name()).CombinedOutput()
-	msg := strings.TrimSpace(string(out))
+	for i, a := range args {
+		if a == "CERT" {
+			args[i] = tmp.Name()
+		}
+	}
+	cmd := exec.Command(path, args...)
+	if stdio == nil {
+		out, err := cmd.CombinedOutput()
+		// mokutil names the file it was given: our temporary copy.
+		return strings.TrimSpace(strings.ReplaceAll(string(out), tmp.Name()+" ", "")), err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.in, stdio.out, stdio.err
+	return "", cmd.Run()
+}
+
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// MokTestKey runs `mokutil --test-key` on cert and returns its verdict and
+// message; a machine without EFI variables gives ErrNoEFI.
+func MokTestKey(cert *x509.Certificate) (MokState, string, error) {
+	msg, err := mokutil(cert, nil, "--test-key", "CERT") // its exit status says little
+	var exit *exec.ExitError
+	switch {
+	case err != nil && !errors.As(err, &exit):
+		return MokUnknown, "", err // no mokutil, or it could not run
+	case strings.Contains(msg, "EFI variables are not supported"):
+		return MokUnknown, msg, ErrNoEFI
+	}
 	return ParseMokTestKey(msg), msg, nil
+}
+
+// MokImport asks shim to enroll cert at the next boot: `mokutil --import`,
+// on the caller's stdin, stdout and stderr, since mokutil asks for a
+// one-time password (twice) that MokManager asks for again at the next boot.
+func MokImport(cert *x509.Certificate, stdin io.Reader, stdout, stderr io.Writer) error {
+	_, err := mokutil(cert, &stdio{stdin, stdout, stderr}, "--import", "CERT")
+	if err != nil {
+		return fmt.Errorf("mokutil --import: %w", err)
+	}
+	return nil
 }
 
 // ParseMokTestKey reads mokutil --test-key's answer; its exit status says

@@ -22,9 +22,12 @@ type Report struct {
 	Framework dkmsenv.FrameworkState `json:"framework_route"`
 	// Enforcement: does the running kernel refuse modules it cannot verify?
 	Enforcement kerneltrust.Enforcement `json:"enforcement"`
-	Certificate Certificate             `json:"certificate"`
-	Packages    []Package               `json:"packages"`
-	Builds      []Build                 `json:"builds"`
+	// Boot: Secure Boot, lockdown, shim's MOK trust and how the running
+	// kernel uses .platform.
+	Boot        kerneltrust.Boot `json:"boot"`
+	Certificate Certificate      `json:"certificate"`
+	Packages    []Package        `json:"packages"`
+	Builds      []Build          `json:"builds"`
 	// UbuntuMOK is the MOK certificate Ubuntu's DKMS signs with, when the
 	// system has one (/var/lib/shim-signed/mok/MOK.der).
 	UbuntuMOK string `json:"ubuntu_mok,omitempty"`
@@ -47,6 +50,11 @@ type Certificate struct {
 	Trust    Trust                `json:"trusted_by_running_kernel"`
 	Keyrings []string             `json:"keyrings,omitempty"`
 	MOK      kerneltrust.MokState `json:"mok"`
+	// Problems: what the running kernel would refuse in this certificate,
+	// or do with it other than trusting it for modules.
+	Problems []string `json:"problems,omitempty"`
+	// Fix: what makes the running kernel trust it, when it does not.
+	Fix string `json:"fix,omitempty"`
 }
 
 // Package is one DKMS package and how it is signed.
@@ -63,6 +71,9 @@ type Build struct {
 	Kernel  string   `json:"kernel"`
 	Arch    string   `json:"arch"`
 	Modules []Module `json:"modules"`
+	// Support: what the build's kernel can verify (from its configuration),
+	// nil when its configuration is not found.
+	Support *kerneltrust.Support `json:"kernel_support,omitempty"`
 	// Skipped: entries that are not checked (symlinks, unreadable files).
 	Skipped []Skipped `json:"skipped,omitempty"`
 }
@@ -71,6 +82,11 @@ type Build struct {
 type Module struct {
 	sign.Verdict
 	Where Where `json:"where"`
+	// SignedWith names the known certificate the last signature verifies
+	// against: "configured", or "dkms" for DKMS's own mok_certificate.
+	SignedWith string `json:"signed_with,omitempty"`
+	// Keyrings: the running kernel's keyrings holding that certificate's key.
+	Keyrings []string `json:"keyrings,omitempty"`
 	// Loads: will the running kernel load it? nil when that cannot be known.
 	Loads  *bool  `json:"loads"`
 	Reason Reason `json:"reason"`
@@ -100,9 +116,15 @@ func Collect(h *dkmsenv.Host, certPath string) (*Report, error) {
 		Framework:   h.FrameworkState(),
 		Enforcement: kerneltrust.ReadEnforcement(h.Roots.Sys()),
 	}
-	certs := rep.readCertificate(h.Roots, certPath)
-	if rep.ubuntuMOK = readUbuntuMOK(h.Roots); rep.ubuntuMOK != nil {
+	c := rep.readCertificate(h.Roots, certPath)
+	if rep.ubuntuMOK = readUbuntuMOK(h.Roots, rep.Boot.Platform); rep.ubuntuMOK != nil {
 		rep.UbuntuMOK = h.Roots.UbuntuMOK()
+	}
+	known := []*knownCert{c}
+	for _, d := range dkmsCerts(h) {
+		if c.cert == nil || !d.cert.Equal(c.cert) {
+			known = append(known, d)
+		}
 	}
 	pkgs, err := dkmsenv.Packages(h.Tree)
 	if err != nil {
@@ -117,35 +139,109 @@ func Collect(h *dkmsenv.Host, certPath string) (*Report, error) {
 		return nil, err
 	}
 	for _, b := range builds {
-		rep.Builds = append(rep.Builds, rep.checkBuild(h.Roots, b, certs))
+		rep.Builds = append(rep.Builds, rep.checkBuild(h.Roots, b, known))
 	}
 	return rep, nil
 }
 
-// readCertificate fills rep.Certificate and returns the certificate to
-// verify against (none when it cannot be read).
-func (rep *Report) readCertificate(r dkmsenv.Roots, path string) []*x509.Certificate {
+// Assess says what the running system makes of the certificate at
+// certPath, as status does: is it trusted for modules, in which keyrings,
+// its MOK state, its problems and the fix.
+func Assess(r dkmsenv.Roots, certPath string) Certificate {
+	rep := &Report{Enforcement: kerneltrust.ReadEnforcement(r.Sys())}
+	rep.readCertificate(r, certPath)
+	return rep.Certificate
+}
+
+// A knownCert is a certificate a module may be signed with, and whether the
+// running kernel holds its key.
+type knownCert struct {
+	name     string // "configured" or "dkms"
+	path     string
+	cert     *x509.Certificate
+	trust    Trust
+	keyrings []string
+}
+
+// readCertificate fills rep.Boot and rep.Certificate, and returns the
+// configured certificate (cert nil when it cannot be read).
+func (rep *Report) readCertificate(r dkmsenv.Roots, path string) *knownCert {
+	running, _, _ := r.RunningKernel()
+	var kconfig map[string]string
+	if running != "" {
+		kconfig, _, _ = r.KernelConfig(running)
+	}
+	rep.Boot = kerneltrust.ReadBoot(r.Sys(), r.Proc(), kconfig)
 	c := &rep.Certificate
 	c.Path = path
+	k := &knownCert{name: "configured", path: path}
 	cert, err := keys.LoadCertificate(path)
 	if err != nil {
 		c.Error = err.Error()
-		return nil
+		return k
 	}
 	d := keys.Describe(cert)
 	c.Subject, c.KeyID, c.Serial, c.KeyType = d.Subject, d.SKID, d.Serial, d.KeyType
 	c.NotAfter = d.NotAfter.UTC().Format("2006-01-02")
 	c.Warning = d.Warning()
-	c.Trust, c.Keyrings = kernelTrust(r, cert)
+	k.cert = cert
+	k.trust, k.keyrings = kernelTrust(r, cert, rep.Boot.Platform)
+	c.Trust, c.Keyrings = k.trust, k.keyrings
 	if r.Live() {
 		// mokutil reads the running system's EFI variables.
 		c.MOK, _, _ = kerneltrust.MokTestKey(cert)
 	}
-	return []*x509.Certificate{cert}
+	c.Problems = kerneltrust.CertProblems(cert, kconfig, running)
+	c.Fix = rep.fix()
+	return k
 }
 
-func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, certs []*x509.Certificate) Build {
+// dkmsCerts are DKMS's own signing certificates: <tree>/mok.pub, which
+// Debian's dkms generates and signs every module with unless told otherwise,
+// and mok_certificate of the framework configuration when it names another
+// (modules built before it changed keep the old signature).
+func dkmsCerts(h *dkmsenv.Host) []*knownCert {
+	paths := []string{filepath.Join(h.Tree, "mok.pub")}
+	if fw, err := h.Roots.ReadFramework(); err == nil && fw.Values["mok_certificate"] != "" {
+		paths = append(paths, h.Roots.Path(fw.Values["mok_certificate"]))
+	}
+	var out []*knownCert
+	for _, p := range paths {
+		cert, err := keys.LoadCertificate(p)
+		if err != nil {
+			continue
+		}
+		k := &knownCert{name: "dkms", path: p, cert: cert}
+		k.trust, k.keyrings = kernelTrust(h.Roots, cert, kerneltrust.PlatformUse{Answer: "unknown"})
+		out = append(out, k)
+	}
+	return out
+}
+
+// fix says what makes the running kernel trust the configured certificate
+// ("" when it does, or cannot tell).
+func (rep *Report) fix() string {
+	c := rep.Certificate
+	switch {
+	case c.Trust == TrustYes || c.Trust == TrustUnknown || c.Trust == TrustKeyringUnknown:
+		return ""
+	case c.MOK == kerneltrust.MokPending:
+		return "its enrollment is pending: reboot and confirm it in MokManager (\"Enroll MOK\", then the password given to mokutil)"
+	case c.MOK == kerneltrust.MokEnrolled:
+		return "it is enrolled as a MOK, but the running kernel did not load it for modules: " + rep.Boot.Platform.Why
+	case rep.Boot.EFI:
+		return "enroll it: dkms-sign-hook enroll, then reboot and confirm in MokManager"
+	}
+	return "this machine did not boot through UEFI, so there is no MOK list: the kernel trusts only keys built into it"
+}
+
+func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, known []*knownCert) Build {
 	bs := Build{Package: b.Package, Version: b.Version, Kernel: b.KernelVer, Arch: b.Arch}
+	if kconfig, _, err := r.KernelConfig(b.KernelVer); err == nil {
+		if s, ok := kerneltrust.KernelSupport(kconfig, b.KernelVer); ok {
+			bs.Support = &s
+		}
+	}
 	files, skipped, err := dkmsenv.ModuleFiles(b.Dir())
 	if err != nil {
 		bs.Skipped = append(bs.Skipped, Skipped{Path: b.Dir(), Why: err.Error()})
@@ -155,14 +251,12 @@ func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, certs []*x509.Ce
 	}
 	pol := kernelPolicy(r, b.KernelVer)
 	check := func(path string, where Where) {
-		_, v, err := sign.CheckFor(path, certs, pol)
+		m, err := rep.checkModule(path, known, pol)
 		if err != nil {
 			bs.Skipped = append(bs.Skipped, Skipped{Path: path, Why: strings.Join(strings.Fields(err.Error()), " ")})
 			return
 		}
-		m := Module{Verdict: v, Where: where}
-		m.Loads, m.Reason, m.Explanation = Judge(v, rep.Certificate.Trust, rep.Enforcement)
-		rep.judgeUbuntuMOK(&m, certs)
+		m.Where = where
 		bs.Modules = append(bs.Modules, m)
 	}
 	for _, f := range files {
@@ -174,9 +268,54 @@ func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, certs []*x509.Ce
 	return bs
 }
 
+// checkModule verifies a module against the configured certificate and,
+// when another key signed it, against the other known certificates, and
+// judges whether the running kernel loads it.
+func (rep *Report) checkModule(path string, known []*knownCert, pol sign.Policy) (Module, error) {
+	var certs []*x509.Certificate
+	if known[0].cert != nil {
+		certs = []*x509.Certificate{known[0].cert}
+	}
+	_, v, err := sign.CheckFor(path, certs, pol)
+	if err != nil {
+		return Module{}, err
+	}
+	m := Module{Verdict: v}
+	by := known[0]
+	if v.State == sign.StateUnknownKey {
+		by = nil
+		for _, k := range known[1:] {
+			if _, v2, err := sign.CheckFor(path, []*x509.Certificate{k.cert}, pol); err == nil && v2.State != sign.StateUnknownKey {
+				by, v = k, v2
+				break
+			}
+		}
+	}
+	trust := TrustUnknown
+	if by != nil && v.State != sign.StateUnsigned {
+		m.SignedWith, m.Keyrings, trust = by.name, by.keyrings, by.trust
+	}
+	m.Loads, m.Reason, m.Explanation = Judge(v, trust, rep.Enforcement)
+	switch {
+	case m.Reason == ReasonKeyNotTrusted && by != nil && by.name == "dkms":
+		m.Explanation = "signed by DKMS's own key (" + by.path + "), which the running kernel does not trust: will NOT load where signatures are enforced; sign it with yours: dkms-sign-hook sign --dkms"
+		if m.Loads != nil && !*m.Loads {
+			m.Explanation = "will NOT load: signed by DKMS's own key (" + by.path + "), which the running kernel does not trust, and it enforces signatures (" + rep.Enforcement.Why + "); sign it with yours: dkms-sign-hook sign --dkms"
+		}
+	case m.Reason == ReasonKeyNotTrusted && rep.Certificate.Fix != "":
+		m.Explanation = "will NOT load where signatures are enforced: the running kernel does not trust the certificate; " + rep.Certificate.Fix
+		if m.Loads != nil && !*m.Loads {
+			m.Explanation = "will NOT load: the running kernel enforces signatures (" + rep.Enforcement.Why + ") and does not trust the certificate; " + rep.Certificate.Fix
+		}
+	}
+	rep.judgeUbuntuMOK(&m, certs)
+	return m, nil
+}
+
 // kernelTrust says whether the running kernel holds the certificate's key
-// in a keyring it checks module signatures against (<Proc>/keys, keyctl).
-func kernelTrust(r dkmsenv.Roots, cert *x509.Certificate) (Trust, []string) {
+// in a keyring it checks module signatures against (<Proc>/keys, keyctl);
+// .platform counts when the kernel is known to check modules against it.
+func kernelTrust(r dkmsenv.Roots, cert *x509.Certificate, platform kerneltrust.PlatformUse) (Trust, []string) {
 	f, err := os.Open(filepath.Join(r.Proc(), "keys"))
 	if err != nil {
 		return TrustUnknown, nil
@@ -192,6 +331,10 @@ func kernelTrust(r dkmsenv.Roots, cert *x509.Certificate) (Trust, []string) {
 		return TrustNo, nil
 	case !kt.KeyringsKnown:
 		return TrustKeyringUnknown, nil
+	case kt.Platform && platform.Answer == "yes":
+		return TrustYes, kt.Keyrings
+	case kt.Platform && platform.Answer == "unknown":
+		return TrustPlatformUnknown, kt.Keyrings
 	default:
 		return TrustOtherKeyrings, kt.Keyrings
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/kerneltrust"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
@@ -26,12 +27,12 @@ type ubuntuMOK struct {
 	trust Trust
 }
 
-func readUbuntuMOK(r dkmsenv.Roots) *ubuntuMOK {
+func readUbuntuMOK(r dkmsenv.Roots, platform kerneltrust.PlatformUse) *ubuntuMOK {
 	cert, err := keys.LoadCertificate(r.UbuntuMOK())
 	if err != nil {
 		return nil
 	}
-	trust, _ := kernelTrust(r, cert)
+	trust, _ := kernelTrust(r, cert, platform)
 	return &ubuntuMOK{cert: cert, trust: trust}
 }
 

@@ -13,19 +13,21 @@ import (
 type Trust int
 
 const (
-	TrustUnknown        Trust = iota // /proc/keys unreadable
-	TrustYes                         // in .builtin_trusted_keys, .secondary_trusted_keys or .machine
-	TrustNo                          // not loaded at all
-	TrustKeyringUnknown              // loaded, but its keyrings cannot be read (not root)
-	TrustOtherKeyrings               // loaded, only in keyrings not checked for modules (.platform)
+	TrustUnknown         Trust = iota // /proc/keys unreadable
+	TrustYes                          // in .builtin_trusted_keys, .secondary_trusted_keys or .machine
+	TrustNo                           // not loaded at all
+	TrustKeyringUnknown               // loaded, but its keyrings cannot be read (not root)
+	TrustOtherKeyrings                // loaded, only in keyrings not checked for modules (.platform)
+	TrustPlatformUnknown              // only in .platform, on a kernel that may or may not check modules against it
 )
 
 var trustWords = [...]string{
-	TrustUnknown:        "unknown",
-	TrustYes:            "yes",
-	TrustNo:             "no",
-	TrustKeyringUnknown: "keyring-unknown",
-	TrustOtherKeyrings:  "other-keyrings",
+	TrustUnknown:         "unknown",
+	TrustYes:             "yes",
+	TrustNo:              "no",
+	TrustKeyringUnknown:  "keyring-unknown",
+	TrustOtherKeyrings:   "other-keyrings",
+	TrustPlatformUnknown: "platform-unknown",
 }
 
 // MarshalText gives the JSON word: unknown, yes, no, keyring-unknown or other-keyrings.
@@ -38,6 +40,12 @@ func (t Trust) Text(keyrings []string) string {
 		return "loaded (keyring unknown: run as root)"
 	case TrustOtherKeyrings:
 		return "no (only in " + strings.Join(keyrings, ", ") + ")"
+	case TrustPlatformUnknown:
+		return "maybe (only in .platform, which this kernel may not check modules against)"
+	case TrustYes:
+		if len(keyrings) > 0 {
+			return "yes (" + strings.Join(keyrings, ", ") + ")"
+		}
 	}
 	return trustWords[t]
 }

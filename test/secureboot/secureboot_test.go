@@ -2,6 +2,7 @@ package secureboot
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,8 +32,8 @@ type row struct {
 	// conf is the dkms-sign-hook configuration `status` runs with for this
 	// row (the certificate it asks about), under /etc/dkms-sign-hook.
 	conf string
-	// keyring is the system keyring the row's certificate must be in
-	// ("" when it must be in none).
+	// keyring is the system keyring holding the key of the module's signer,
+	// as status must name it ("" when the kernel does not hold it).
 	keyring string
 }
 
@@ -41,21 +42,24 @@ type bootSpec struct {
 	name string
 	mok  []string // certificates (names under /etc/dkms-sign-hook) in shim's MOK list
 	db   []string // certificates added to the firmware's db
-	// enroll: run `dkms-sign-hook enroll` in the booted system (on top of
-	// status), making the enrolment request MokManager would act on.
-	enroll bool
+	// enroll and enrollAgain: what `dkms-sign-hook enroll` must say, run
+	// twice in the booted system before status (it is idempotent); mokState:
+	// the MOK state status must then report for the configured certificate.
+	enroll, enrollAgain, mokState string
 }
 
 var boots = []bootSpec{
-	{name: "mok", mok: []string{"signing_key.x509"}},
-	{name: "nomok-db", db: []string{"db/signing_key.x509"}, enroll: true},
+	{name: "mok", mok: []string{"signing_key.x509"},
+		enroll: "is already enrolled", enrollAgain: "is already enrolled", mokState: "enrolled"},
+	{name: "nomok-db", db: []string{"db/signing_key.x509"},
+		enroll: "enrollment requested", enrollAgain: "is already waiting for enrollment", mokState: "pending"},
 }
 
 var rows = []row{
 	{name: "hook-route, key enrolled as MOK", pkg: "dshsb-hook", boot: "mok", want: loads, conf: "dkms-sign-hook.conf", keyring: ".machine"},
 	{name: "framework route, key enrolled as MOK", pkg: "dshsb-fw", boot: "mok", want: loads, conf: "dkms-sign-hook.conf", keyring: ".machine"},
-	{name: "signed by DKMS's own mok.key (not enrolled)", pkg: "dshsb-dkms", boot: "mok", want: refused, conf: "dkms-sign-hook.conf", keyring: ".machine"},
-	{name: "unsigned", pkg: "dshsb-unsigned", boot: "mok", want: refused, conf: "dkms-sign-hook.conf", keyring: ".machine"},
+	{name: "signed by DKMS's own mok.key (not enrolled)", pkg: "dshsb-dkms", boot: "mok", want: refused, conf: "dkms-sign-hook.conf"},
+	{name: "unsigned", pkg: "dshsb-unsigned", boot: "mok", want: refused, conf: "dkms-sign-hook.conf"},
 	{name: "tampered after signing", pkg: "dshsb-tampered", boot: "mok", want: refused, conf: "dkms-sign-hook.conf", keyring: ".machine"},
 	{name: "hook-route, MOK list empty", pkg: "dshsb-hook", boot: "nomok-db", want: refused, conf: "dkms-sign-hook.conf"},
 	{name: "key only in the firmware's db", pkg: "dshsb-db", boot: "nomok-db", want: loads, conf: "db.conf", keyring: ".platform"},
@@ -120,6 +124,10 @@ func TestSecureBoot(t *testing.T) {
 	work := t.TempDir()
 	tool := buildTool(t, work)
 	runRoad(t, work, tool, kver)
+	if keep := os.Getenv("DKMS_SIGN_HOOK_SB_CONSOLE"); keep != "" {
+		os.MkdirAll(keep, 0o755)
+		exec.Command("cp", "-r", filepath.Join(work, "out"), filepath.Join(keep, "road")).Run()
+	}
 	t.Logf("chain and modules ready after %s (kernel %s %s, shim-signed %s)", time.Since(start).Round(time.Second),
 		kver, c.versions["linux-image-"+kver], c.versions["shim-signed"])
 
@@ -140,7 +148,107 @@ func TestSecureBoot(t *testing.T) {
 			if v.Exit == 0 && !strings.Contains(v.Log, "dshtest: loaded") {
 				t.Errorf("insmod succeeded but the module's init did not print\nconsole:\n%s", v.Log)
 			}
+			checkStatus(t, res, r, kver, v.Exit == 0)
 		})
+	}
+	for _, b := range boots {
+		t.Run("enroll/"+b.name, func(t *testing.T) { checkEnroll(t, results[b.name], b) })
+	}
+	// On the host (no UEFI), enroll fails for real: mokutil finds no EFI variables.
+	if out, _ := os.ReadFile(filepath.Join(work, "out", "enroll.txt")); !strings.Contains(string(out), "EFI variables are not supported") {
+		t.Errorf("enroll on the host (no UEFI) said:\n%s", out)
+	}
+	if rc, _ := os.ReadFile(filepath.Join(work, "out", "enroll.rc")); strings.TrimSpace(string(rc)) == "0" {
+		t.Errorf("enroll on the host (no UEFI) exited 0")
+	}
+}
+
+// statusModule is what the checks read of `status --json`.
+type statusReport struct {
+	Certificate struct {
+		MOK      string   `json:"mok"`
+		Keyrings []string `json:"keyrings"`
+		Fix      string   `json:"fix"`
+	} `json:"certificate"`
+	Boot struct {
+		SecureBoot     string `json:"secure_boot"`
+		Lockdown       string `json:"lockdown"`
+		MokListTrusted string `json:"mok_list_trusted"`
+	} `json:"boot"`
+	Builds []struct {
+		Package string `json:"package"`
+		Modules []struct {
+			Where       string   `json:"where"`
+			Loads       *bool    `json:"loads"`
+			Keyrings    []string `json:"keyrings"`
+			Explanation string   `json:"explanation"`
+		} `json:"modules"`
+	} `json:"builds"`
+}
+
+// checkStatus: `status --json`, run in the booted system before any module
+// was loaded, said for the row's module what the kernel then did, and named
+// the keyring holding the signer's key.
+func checkStatus(t *testing.T, res *bootResult, r row, kver string, loaded bool) {
+	t.Helper()
+	blk, ok := parseBlocks(res.console, "STATUS")[r.conf]
+	if !ok || blk.rc != "0" {
+		t.Fatalf("no status --json --config %s in boot %s (rc %q):\n%s", r.conf, r.boot, blk.rc, blk.out)
+	}
+	var rep statusReport
+	if err := json.Unmarshal([]byte(blk.out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, blk.out)
+	}
+	if rep.Boot.SecureBoot != "enabled" || rep.Boot.Lockdown != "integrity" || rep.Boot.MokListTrusted != "yes" {
+		t.Errorf("status: boot %+v, want Secure Boot enabled, lockdown integrity, MokListTrustedRT yes", rep.Boot)
+	}
+	for _, b := range rep.Builds {
+		if b.Package != r.pkg {
+			continue
+		}
+		for _, m := range b.Modules {
+			if m.Where != "built" {
+				continue
+			}
+			if m.Loads == nil || *m.Loads != loaded {
+				t.Errorf("status says loads=%v (%s); the kernel: loaded=%v", fmtLoads(m.Loads), m.Explanation, loaded)
+			}
+			if got := strings.Join(m.Keyrings, ","); got != r.keyring {
+				t.Errorf("status names keyrings %q for the signer's key, want %q (%s)", got, r.keyring, m.Explanation)
+			}
+			t.Logf("status: %s", m.Explanation)
+			return
+		}
+	}
+	t.Errorf("status --json has no built module of %s for %s:\n%s", r.pkg, kver, blk.out)
+}
+
+func fmtLoads(b *bool) string {
+	if b == nil {
+		return "null"
+	}
+	return fmt.Sprint(*b)
+}
+
+// checkEnroll: enroll says what it did, twice (idempotent), and status,
+// run after it, reports the certificate's MOK state.
+func checkEnroll(t *testing.T, res *bootResult, b bootSpec) {
+	caps := parseBlocks(res.console, "CAPTURE")
+	for name, want := range map[string]string{"enroll": b.enroll, "enroll-again": b.enrollAgain} {
+		if c := caps[name]; c.rc != "0" || !strings.Contains(c.out, want) {
+			t.Errorf("%s (rc %q) does not say %q:\n%s", name, c.rc, want, c.out)
+		}
+	}
+	var rep statusReport
+	blk := parseBlocks(res.console, "STATUS")["dkms-sign-hook.conf"]
+	if err := json.Unmarshal([]byte(blk.out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, blk.out)
+	}
+	if rep.Certificate.MOK != b.mokState {
+		t.Errorf("status: certificate MOK state %q, want %q", rep.Certificate.MOK, b.mokState)
+	}
+	if b.mokState == "pending" && !strings.Contains(rep.Certificate.Fix, "pending") {
+		t.Errorf("status: fix %q does not say the enrollment is pending", rep.Certificate.Fix)
 	}
 }
 
@@ -294,6 +402,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t securityfs securityfs /sys/kernel/security
+mount -t devtmpfs devtmpfs /dev
 echo "=== BOOTED $(uname -r)"
 dmesg -n 1
 insmod /lib/modules/%[1]s/kernel/fs/efivarfs/efivarfs.ko && mount -t efivarfs efivarfs /sys/firmware/efi/efivars
@@ -312,11 +421,11 @@ capture mok-variables ls /sys/firmware/efi/mok-variables
 capture MokListTrustedRT od -An -tx1 /sys/firmware/efi/mok-variables/MokListTrustedRT
 for k in .builtin_trusted_keys .secondary_trusted_keys .machine .platform; do capture "keyring$k" keyctl rlist "%%:$k"; done
 `, kver)
-	if b.enroll {
-		s.WriteString("printf 'sboot-test\\nsboot-test\\n' | capture enroll dkms-sign-hook enroll\n")
-		s.WriteString("capture list-new-after-enroll mokutil --list-new\n")
-		s.WriteString("printf 'sboot-test\\nsboot-test\\n' | capture enroll-again dkms-sign-hook enroll\n")
-	}
+	// The one-time password mokutil --import reads (from stdin: not a terminal).
+	s.WriteString("printf 'sboot-test\\nsboot-test\\n' | capture enroll dkms-sign-hook enroll\n")
+	s.WriteString("capture list-new-after-enroll mokutil --list-new\n")
+	s.WriteString("capture test-key-after-enroll mokutil --test-key /etc/dkms-sign-hook/signing_key.der\n")
+	s.WriteString("printf 'sboot-test\\nsboot-test\\n' | capture enroll-again dkms-sign-hook enroll\n")
 	seen := map[string]bool{}
 	for _, r := range rows {
 		if r.boot == b.name && !seen[r.conf] {

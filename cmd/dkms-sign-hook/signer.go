@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -47,6 +49,9 @@ func openSigner(e *env, s signerSpec) (*sign.Signer, func(), error) {
 	if err != nil {
 		return nil, nil, nameIn(s.cert, "certificate", err)
 	}
+	if err := tokenCanSign(s.key, cert); err != nil {
+		return nil, nil, err
+	}
 	var ask func(string) ([]byte, error)
 	if s.prompt {
 		ask = terminalPassphrase(e, s.pinFile)
@@ -82,4 +87,18 @@ func nameIn(name, what string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s %s: %w", what, name, err)
+}
+
+// tokenCanSign refuses an ML-DSA certificate with a pkcs11: key: no token
+// here offers ML-DSA, so the key could never match.
+func tokenCanSign(ref string, cert *x509.Certificate) error {
+	if !strings.HasPrefix(strings.ToLower(ref), "pkcs11:") {
+		return nil
+	}
+	pub, err := mldsa.CertificateKey(cert)
+	if p, ok := mldsa.Of(pub); err == nil && ok {
+		return withHint(fmt.Errorf("key %s: %s keys on PKCS#11 tokens are not supported", keys.Redact(ref), p.Name),
+			"SoftHSM 2 and crypto11 offer no ML-DSA (PKCS#11 3.2's CKK_ML_DSA); keep the ML-DSA key in a PEM file (mode 0600, on removable media if you like), or use an RSA or ECDSA key on the token")
+	}
+	return nil
 }

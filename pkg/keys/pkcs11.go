@@ -298,7 +298,7 @@ func findKeyPair(ctx *crypto11.Context, u *PKCS11URI) (crypto.Signer, error) {
 	case *rsa.PublicKey, *ecdsa.PublicKey:
 		return signers[0], nil
 	default:
-		return nil, fmt.Errorf("unsupported key type %T (the kernel verifies RSA and ECDSA module signatures)", signers[0].Public())
+		return nil, fmt.Errorf("unsupported key type %T on the token (RSA and ECDSA keys sign on tokens; ML-DSA is not offered by SoftHSM 2 or crypto11)", signers[0].Public())
 	}
 }
 

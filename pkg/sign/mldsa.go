@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -21,7 +20,7 @@ import (
 //   - no signed attributes (the default): pure ML-DSA, empty context, over the
 //     module bytes themselves. Every kernel with CRYPTO_MLDSA accepts it; no
 //     released OpenSSL can make it.
-//   - signed attributes (contentType, signingTime, messageDigest): what 7.x's
+//   - signed attributes (contentType, messageDigest): what 7.x's
 //     sign-file makes with OpenSSL 3.5+; ML-DSA then signs the attributes.
 //     Only kernels built with PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA
 //     accept it.
@@ -36,7 +35,6 @@ type mldsaSigner struct {
 	h     hashAlg
 	attrs bool
 	limit int64
-	now   func() time.Time
 }
 
 func (m *mldsaSigner) digest() hashAlg   { return m.h }
@@ -49,7 +47,7 @@ func (m *mldsaSigner) sign(module io.Reader) (sig, attrs []byte, err error) {
 		if _, err := io.Copy(h, module); err != nil {
 			return nil, nil, err
 		}
-		attrs = signedAttributes(m.now(), h.Sum(nil))
+		attrs = signedAttributes(h.Sum(nil))
 		msg = attrs
 	} else if msg, err = readMessage(module, m.limit); err != nil {
 		return nil, nil, err
@@ -81,14 +79,15 @@ func readMessage(r io.Reader, limit int64) ([]byte, error) {
 var (
 	oidContentType   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
 	oidMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
-	oidSigningTime   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
 )
 
-// signedAttributes encodes the SET OF Attribute OpenSSL's CMS signs for
-// sign-file: contentType data, signingTime and messageDigest, in DER order
-// (sorted by encoding). The SET tag is what is signed; in the SignerInfo it
-// becomes [0] IMPLICIT.
-func signedAttributes(now time.Time, digest []byte) []byte {
+// signedAttributes encodes the SET OF Attribute that 7.x's sign-file has
+// OpenSSL 3.5+ sign for ML-DSA: contentType data and messageDigest, in DER
+// order (sorted by encoding); no signingTime (sign-file passes
+// CMS_NO_SIGNING_TIME), no smimeCapabilities (CMS_NOSMIMECAP). Checked
+// against sid's sign-file with OpenSSL 3.6 (TestMLDSAOracleSid). The SET tag
+// is what is signed; in the SignerInfo it becomes [0] IMPLICIT.
+func signedAttributes(digest []byte) []byte {
 	attr := func(oid asn1.ObjectIdentifier, value func(b *cryptobyte.Builder)) []byte {
 		var b cryptobyte.Builder
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -97,17 +96,8 @@ func signedAttributes(now time.Time, digest []byte) []byte {
 		})
 		return b.BytesOrPanic()
 	}
-	now = now.UTC().Truncate(time.Second)
 	list := [][]byte{
 		attr(oidContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) }),
-		attr(oidSigningTime, func(b *cryptobyte.Builder) {
-			// RFC 5652 11.3: UTCTime for 1950-2049, GeneralizedTime otherwise.
-			if now.Year() >= 1950 && now.Year() < 2050 {
-				b.AddASN1UTCTime(now)
-			} else {
-				b.AddASN1GeneralizedTime(now)
-			}
-		}),
 		attr(oidMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(digest) }),
 	}
 	slices.SortFunc(list, bytes.Compare)

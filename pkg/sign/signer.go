@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 
@@ -33,8 +32,6 @@ type Options struct {
 	// PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA load. The default, without
 	// them, is pure ML-DSA over the module, which every ML-DSA kernel loads.
 	AuthAttrs bool
-	// Now gives signingTime for AuthAttrs; nil means time.Now.
-	Now func() time.Time
 }
 
 // Signer signs modules with one key and certificate.
@@ -88,11 +85,7 @@ func newMethod(key crypto.Signer, h hashAlg, o Options) (method, error) {
 		}
 		return newDigestSigner(key, h)
 	}
-	now := o.Now
-	if now == nil {
-		now = time.Now
-	}
-	return &mldsaSigner{key: key, p: p, h: h, attrs: o.AuthAttrs, limit: o.Limit, now: now}, nil
+	return &mldsaSigner{key: key, p: p, h: h, attrs: o.AuthAttrs, limit: o.Limit}, nil
 }
 
 // AuthAttrs reports whether the signer adds signed attributes (ML-DSA only).

@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 PREFIX  ?= /usr
 DESTDIR ?=
 
-.PHONY: all build test unit-test kernel-test bench fuzz install clean deps demo
+.PHONY: all build test unit-test kernel-test bench bench-micro fuzz install clean deps demo
 
 all: build
 
@@ -26,8 +26,15 @@ unit-test:
 kernel-test:
 	$(GO) test -timeout 85m -count=1 -v ./test/kernel/
 
+# The write path against Debian's sign-file, xz and zstd, as subprocesses in one
+# run: a table of wall time and peak RSS (docs/performance.md). Minutes; builds
+# its inputs once under the test cache. BENCH_OUT=file also writes the table there.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench WritePath -benchtime 1x -timeout 0 ./test/bench
+
+# Go micro-benchmarks of the packages.
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /test/bench)
 
 FUZZTIME ?= 30s
 fuzz:

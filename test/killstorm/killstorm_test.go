@@ -9,7 +9,6 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -23,11 +22,7 @@ func TestKillStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the tool dozens of times; not with -short")
 	}
-	tool := filepath.Join(t.TempDir(), "dkms-sign-hook")
-	build := exec.Command("go", "build", "-o", tool, "../../cmd/dkms-sign-hook")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	tool := buildTool(t)
 	kp := testmod.Key(t, "p384")
 	cert, err := keys.LoadCertificate(kp.Cert)
 	if err != nil {
@@ -55,7 +50,7 @@ func TestKillStorm(t *testing.T) {
 			signArgs := []string{"sign", "--hash", "sha384", "--key", kp.Key, "--cert", kp.Cert, mod}
 
 			// How long one uninterrupted run takes sets the window to kill in.
-			// (Killed runs leave their temporary file behind; only the module counts.)
+			// (Killed runs leave their temporary file behind; the next run removes it.)
 			start := time.Now()
 			testmod.Run(t, tool, signArgs...)
 			full := time.Since(start)
@@ -88,6 +83,11 @@ func TestKillStorm(t *testing.T) {
 				signed++
 			}
 			t.Logf("%d kills within %v: %d left untouched, %d completely signed", signed+untouched, full, untouched, signed)
+			os.WriteFile(mod, orig, 0o644)
+			testmod.Run(t, tool, signArgs...)
+			if left := debris(dir); len(left) > 0 {
+				t.Errorf("temporary files left after an uninterrupted run: %v", left)
+			}
 		})
 	}
 }

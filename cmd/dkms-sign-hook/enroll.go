@@ -47,35 +47,22 @@ func runEnroll(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	state, msg, err := kerneltrust.MokTestKey(cert)
+	fmt.Fprintf(e.stdout, "enrolling %s (%s) as a Machine Owner Key\n", cfg.Certificate, keys.Describe(cert).Subject)
+	state, msg, err := kerneltrust.Enroll(cert, stdin, e.stdout, e.stderr)
 	switch {
 	case errors.Is(err, kerneltrust.ErrNoEFI):
 		return withHint(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err),
 			"there is no MOK list without UEFI: Secure Boot is not what refuses modules here; see `dkms-sign-hook status`")
+	case errors.Is(err, kerneltrust.ErrMokBlocked):
+		return withHint(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err), "make a new key with dkms-sign-hook keygen")
 	case err != nil:
 		return fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err)
-	}
-	switch state {
-	case kerneltrust.MokEnrolled:
+	case state == kerneltrust.MokEnrolled:
 		fmt.Fprintf(e.stdout, "%s is already enrolled (mokutil --test-key: %s): nothing to do\n", cfg.Certificate, msg)
-		return nil
-	case kerneltrust.MokPending:
+	case state == kerneltrust.MokPending:
 		fmt.Fprintf(e.stdout, "%s is already waiting for enrollment (mokutil --test-key: %s): nothing to do\n%s\n", cfg.Certificate, msg, enrollNextBoot)
-		return nil
-	case kerneltrust.MokBlocked:
-		return withHint(fmt.Errorf("cannot enroll %s: %s", cfg.Certificate, msg),
-			"the key is revoked (dbx or MokListX): make a new one with dkms-sign-hook keygen")
-	case kerneltrust.MokUnknown:
-		return fmt.Errorf("cannot enroll %s: mokutil --test-key answered %q", cfg.Certificate, msg)
+	default:
+		fmt.Fprintf(e.stdout, "enrollment requested (mokutil --import asked for a one-time password, twice).\n%s\n", enrollNextBoot)
 	}
-	fmt.Fprintf(e.stdout, "enrolling %s (%s) as a Machine Owner Key with mokutil --import\n", cfg.Certificate, keys.Describe(cert).Subject)
-	fmt.Fprintf(e.stdout, "mokutil asks for a one-time password, twice; MokManager asks for it once at the next boot\n")
-	if err := kerneltrust.MokImport(cert, stdin, e.stdout, e.stderr); err != nil {
-		return err
-	}
-	if state, msg, _ = kerneltrust.MokTestKey(cert); state != kerneltrust.MokPending {
-		return fmt.Errorf("mokutil --import succeeded, but mokutil --test-key now says %q", msg)
-	}
-	fmt.Fprintf(e.stdout, "enrollment requested.\n%s\n", enrollNextBoot)
 	return nil
 }

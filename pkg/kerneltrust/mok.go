@@ -143,3 +143,32 @@ func ParseMokTestKey(out string) MokState {
 	}
 	return MokUnknown
 }
+
+// ErrMokBlocked: the certificate is revoked (in dbx or MokListX).
+var ErrMokBlocked = errors.New("the key is blocked (in dbx or MokListX)")
+
+// Enroll asks shim to enroll cert as a Machine Owner Key at the next boot,
+// unless it is enrolled or waiting for enrollment already: it returns the
+// state found first (MokEnrolled or MokPending: nothing was done;
+// MokNotEnrolled: mokutil --import ran, on stdin, stdout and stderr, and the
+// request is now pending) and mokutil --test-key's words for it.
+func Enroll(cert *x509.Certificate, stdin io.Reader, stdout, stderr io.Writer) (MokState, string, error) {
+	state, msg, err := MokTestKey(cert)
+	switch {
+	case err != nil:
+		return state, msg, err
+	case state == MokBlocked:
+		return state, msg, ErrMokBlocked
+	case state == MokUnknown:
+		return state, msg, fmt.Errorf("mokutil --test-key answered %q", msg)
+	case state != MokNotEnrolled:
+		return state, msg, nil
+	}
+	if err := MokImport(cert, stdin, stdout, stderr); err != nil {
+		return state, msg, err
+	}
+	if now, msg, _ := MokTestKey(cert); now != MokPending {
+		return state, msg, fmt.Errorf("mokutil --import succeeded, but mokutil --test-key now says %q", msg)
+	}
+	return state, msg, nil
+}

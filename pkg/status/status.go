@@ -5,6 +5,7 @@
 package status
 
 import (
+	"crypto/ecdsa"
 	"crypto/x509"
 	"os"
 	"path/filepath"
@@ -251,7 +252,7 @@ func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, known []*knownCe
 	}
 	pol := kernelPolicy(r, b.KernelVer)
 	check := func(path string, where Where) {
-		m, err := rep.checkModule(path, known, pol)
+		m, err := rep.checkModule(path, known, pol, bs.Support)
 		if err != nil {
 			bs.Skipped = append(bs.Skipped, Skipped{Path: path, Why: strings.Join(strings.Fields(err.Error()), " ")})
 			return
@@ -271,7 +272,7 @@ func (rep *Report) checkBuild(r dkmsenv.Roots, b dkmsenv.Build, known []*knownCe
 // checkModule verifies a module against the configured certificate and,
 // when another key signed it, against the other known certificates, and
 // judges whether the running kernel loads it.
-func (rep *Report) checkModule(path string, known []*knownCert, pol sign.Policy) (Module, error) {
+func (rep *Report) checkModule(path string, known []*knownCert, pol sign.Policy, sup *kerneltrust.Support) (Module, error) {
 	var certs []*x509.Certificate
 	if known[0].cert != nil {
 		certs = []*x509.Certificate{known[0].cert}
@@ -294,6 +295,11 @@ func (rep *Report) checkModule(path string, known []*knownCert, pol sign.Policy)
 	trust := TrustUnknown
 	if by != nil && v.State != sign.StateUnsigned {
 		m.SignedWith, m.Keyrings, trust = by.name, by.keyrings, by.trust
+		if _, ec := by.cert.PublicKey.(*ecdsa.PublicKey); ec && sup != nil && !sup.ECDSA && v.State == sign.StateValid {
+			// The kernel answers ENOPKG, refused when enforcing.
+			v.State, v.Detail = sign.StateUnsupported, "signed with an ECDSA key, which the kernel cannot check (CONFIG_CRYPTO_ECDSA is not set)"
+			m.Verdict.State, m.Verdict.Detail = v.State, v.Detail
+		}
 	}
 	m.Loads, m.Reason, m.Explanation = Judge(v, trust, rep.Enforcement)
 	switch {

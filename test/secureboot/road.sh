@@ -96,6 +96,13 @@ package dshsb-db
 must build-db dkms build dshsb-db/1.0 -k "$kver"
 must sign-db dkms-sign-hook sign --config /etc/dkms-sign-hook/db.conf --dkms --kernel "$kver" dshsb-db
 
+# An ECDSA key (P-384), enrolled as a MOK like the first: Debian 12's kernel
+# is built without CONFIG_CRYPTO_ECDSA.
+must keygen-ecdsa dkms-sign-hook keygen --type ecdsa --cn "dkms-sign-hook ecdsa test key" --out /etc/dkms-sign-hook/ecdsa --write-config /etc/dkms-sign-hook/ecdsa.conf
+package dshsb-ecdsa
+must build-ecdsa dkms build dshsb-ecdsa/1.0 -k "$kver"
+must sign-ecdsa dkms-sign-hook sign --config /etc/dkms-sign-hook/ecdsa.conf --dkms --kernel "$kver" dshsb-ecdsa
+
 # The global route: DKMS's sign_file is the tool (every package from now on).
 package dshsb-fw
 must enable-framework dkms-sign-hook enable --framework
@@ -104,7 +111,7 @@ must build-fw dkms build dshsb-fw/1.0 -k "$kver"
 # What the booted system needs, for the test to pack into the initramfs.
 mkdir -p "$work/system"
 cp -a /etc/dkms /etc/dkms-sign-hook "$work/system/"
-rm -f "$work/system/dkms-sign-hook/signing_key.pem" "$work/system/dkms-sign-hook/db/signing_key.pem"
+rm -f "$work/system/dkms-sign-hook/signing_key.pem" "$work/system/dkms-sign-hook"/*/signing_key.pem
 cp -a /var/lib/dkms "$work/system/var-lib-dkms"
 rm -f "$work/system/var-lib-dkms/mok.key"
 cp /usr/share/dkms-sign-hook/dkms-override.conf "$work/system/"

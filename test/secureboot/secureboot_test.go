@@ -49,7 +49,7 @@ type bootSpec struct {
 }
 
 var boots = []bootSpec{
-	{name: "mok", mok: []string{"signing_key.x509"},
+	{name: "mok", mok: []string{"signing_key.x509", "ecdsa/signing_key.x509"},
 		enroll: "is already enrolled", enrollAgain: "is already enrolled", mokState: "enrolled"},
 	{name: "nomok-db", db: []string{"db/signing_key.x509"},
 		enroll: "enrollment requested", enrollAgain: "is already waiting for enrollment", mokState: "pending"},
@@ -61,6 +61,7 @@ var rows = []row{
 	{name: "signed by DKMS's own mok.key (not enrolled)", pkg: "dshsb-dkms", boot: "mok", want: refused, conf: "dkms-sign-hook.conf"},
 	{name: "unsigned", pkg: "dshsb-unsigned", boot: "mok", want: refused, conf: "dkms-sign-hook.conf"},
 	{name: "tampered after signing", pkg: "dshsb-tampered", boot: "mok", want: refused, conf: "dkms-sign-hook.conf", keyring: ".machine"},
+	{name: "ECDSA key enrolled as MOK (no CONFIG_CRYPTO_ECDSA)", pkg: "dshsb-ecdsa", boot: "mok", want: refused, conf: "ecdsa.conf", keyring: ".machine"},
 	{name: "hook-route, MOK list empty", pkg: "dshsb-hook", boot: "nomok-db", want: refused, conf: "dkms-sign-hook.conf"},
 	{name: "key only in the firmware's db", pkg: "dshsb-db", boot: "nomok-db", want: loads, conf: "db.conf", keyring: ".platform"},
 }
@@ -127,6 +128,10 @@ func TestSecureBoot(t *testing.T) {
 	if keep := os.Getenv("DKMS_SIGN_HOOK_SB_CONSOLE"); keep != "" {
 		os.MkdirAll(keep, 0o755)
 		exec.Command("cp", "-r", filepath.Join(work, "out"), filepath.Join(keep, "road")).Run()
+		for name, src := range map[string]string{"mok.crt": "dkms-sign-hook/signing_key.x509", "ecdsa.crt": "dkms-sign-hook/ecdsa/signing_key.x509",
+			"db.crt": "dkms-sign-hook/db/signing_key.x509", "dkms-mok.pub": "var-lib-dkms/mok.pub"} {
+			exec.Command("cp", filepath.Join(work, "system", src), filepath.Join(keep, name)).Run()
+		}
 	}
 	t.Logf("chain and modules ready after %s (kernel %s %s, shim-signed %s)", time.Since(start).Round(time.Second),
 		kver, c.versions["linux-image-"+kver], c.versions["shim-signed"])
@@ -409,6 +414,8 @@ insmod /lib/modules/%[1]s/kernel/fs/efivarfs/efivarfs.ko && mount -t efivarfs ef
 capture() { name=$1; shift; echo "=== CAPTURE $name"; "$@" 2>&1; echo "=== END $name rc=$?"; }
 status() { echo "=== STATUS $1"; dkms-sign-hook status --json --config /etc/dkms-sign-hook/$1; echo "=== END STATUS $1 rc=$?"; }
 capture proc-keys cat /proc/keys
+capture proc-version cat /proc/version
+capture SecureBoot od -An -tx1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
 capture lockdown cat /sys/kernel/security/lockdown
 capture sig_enforce cat /sys/module/module/parameters/sig_enforce
 capture sb-state mokutil --sb-state
@@ -433,6 +440,8 @@ for k in .builtin_trusted_keys .secondary_trusted_keys .machine .platform; do ca
 			fmt.Fprintf(&s, "status %s\n", r.conf)
 		}
 	}
+	// What a user reads (README.md quotes it).
+	s.WriteString("capture status-text dkms-sign-hook status\n")
 	s.WriteString("dmesg -n 7\n")
 	for i, r := range rows {
 		if r.boot != b.name {

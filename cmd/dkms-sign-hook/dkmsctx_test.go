@@ -6,16 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 )
 
 // TestShippedBinaryIgnoresRootEnv builds the binary as shipped (no test
 // hooks) and checks that DKMS_SIGN_HOOK_ROOT cannot move the DKMS tree.
 func TestShippedBinaryIgnoresRootEnv(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dkms-sign-hook")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.Tool(t)
 	fake := filepath.Join(dir, "root")
 	os.MkdirAll(filepath.Join(fake, "var/lib/dkms/evil/1.0"), 0o755)
 	cfg := filepath.Join(dir, "c.conf")

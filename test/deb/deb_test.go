@@ -499,20 +499,5 @@ func run(t *testing.T, env []string, dir, name string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env, cmd.Dir = env, dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, tail(out), tail(stderr.Bytes()))
-	}
-	return out
-}
-
-// tail keeps the end of a long build log.
-func tail(b []byte) []byte {
-	const max = 8000
-	if len(b) > max {
-		return append([]byte("...\n"), b[len(b)-max:]...)
-	}
-	return b
+	return testenv.Run(t, cmd)
 }

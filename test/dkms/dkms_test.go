@@ -166,13 +166,10 @@ func dropIn() string { return filepath.Join(etcDKMS, "framework.conf.d", "dkms-s
 func (r *rig) buildBinary() {
 	t := r.t
 	bindir := filepath.Join(r.dir, "bin")
-	r.bin = filepath.Join(bindir, "dkms-sign-hook")
-	cmd := exec.Command("go", "build", "-o", r.bin, "../../cmd/dkms-sign-hook")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	r.bin = testenv.Tool(t)
 	r.signFile = filepath.Join(bindir, "sign-file")
-	if err := os.Symlink("dkms-sign-hook", r.signFile); err != nil {
+	os.MkdirAll(bindir, 0o755)
+	if err := os.Symlink(r.bin, r.signFile); err != nil {
 		t.Fatal(err)
 	}
 	tmpl, err := os.ReadFile("../../contrib/dkms/dkms-override.conf")
@@ -229,11 +226,7 @@ func (r *rig) run(name string, args ...string) string {
 	r.t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = r.env()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testenv.Combined(r.t, cmd)
 }
 
 func (r *rig) tool(args ...string) string { r.t.Helper(); return r.run(r.bin, args...) }

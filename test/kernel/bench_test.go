@@ -44,15 +44,6 @@ type bench struct {
 	tokenErr error
 }
 
-// buildTool builds dkms-sign-hook from ./cmd/dkms-sign-hook into a
-// temporary directory and returns its path.
-func buildTool(t *testing.T) string {
-	t.Helper()
-	tool := filepath.Join(t.TempDir(), "dkms-sign-hook")
-	run(t, "go", "build", "-o", tool, "../../cmd/dkms-sign-hook")
-	return tool
-}
-
 // newBench builds the test module against the cached kernel tree and the
 // finit_module helper; tool is the built dkms-sign-hook.
 func newBench(t *testing.T, k *testKernel, tool string) *bench {
@@ -96,9 +87,7 @@ func newBench(t *testing.T, k *testKernel, tool string) *bench {
 // run runs a command, failing t with its output if it fails.
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
+	testenv.Run(t, exec.Command(name, args...))
 }
 
 // cmd runs a command, returning an error carrying its output.

@@ -141,7 +141,7 @@ func buildKernel(t *testing.T, tool string) *testKernel {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("build-kernel.sh: %v\n%s", err, tail(stderr.String(), 60))
+		t.Fatalf("build-kernel.sh: %v\n%s", err, testenv.Tail(stderr.String(), 60))
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	dir := lines[len(lines)-1]
@@ -162,13 +162,4 @@ func buildKernel(t *testing.T, tool string) *testKernel {
 		os.Rename(tmp, filepath.Join(cache, "current"))
 	}
 	return k
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

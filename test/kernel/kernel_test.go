@@ -25,7 +25,7 @@ func TestKernel(t *testing.T) {
 	}
 	requireTools(t)
 	start := time.Now()
-	tool := buildTool(t) // first: its keygen makes keys the kernel trusts
+	tool := testenv.Tool(t) // first: its keygen makes keys the kernel trusts
 	k := buildKernel(t, tool)
 	t.Logf("kernel cache %s ready after %s", k.Dir, time.Since(start).Round(time.Second))
 	b := newBench(t, k, tool)
@@ -87,7 +87,7 @@ func TestKernel(t *testing.T) {
 			}
 			v := res.verdicts[p.id]
 			if v == nil {
-				t.Fatalf("no verdict for %s on the %s kernel; console:\n%s", filepath.Base(p.path), p.kernel, tail(res.console, 60))
+				t.Fatalf("no verdict for %s on the %s kernel; console:\n%s", filepath.Base(p.path), p.kernel, testenv.Tail(res.console, 60))
 			}
 			if v.Err != p.want {
 				t.Errorf("%s of %s on the %s kernel: got %q, want %q\nconsole:\n%s",
@@ -194,7 +194,7 @@ func bootAll(t *testing.T, b *bench, byKernel map[string][]load, modules map[str
 		}
 		t.Logf("booted the %s kernel with %d modules in %s", v, len(byKernel[v]), r.took.Round(100*time.Millisecond))
 		if r.err != nil {
-			t.Errorf("%v\nconsole:\n%s", r.err, tail(r.console, 80))
+			t.Errorf("%v\nconsole:\n%s", r.err, testenv.Tail(r.console, 80))
 		}
 	}
 	return results

@@ -7,28 +7,17 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testmod"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
-
-// buildTool builds the command once per test.
-func buildTool(t *testing.T) string {
-	t.Helper()
-	tool := filepath.Join(t.TempDir(), "dkms-sign-hook")
-	build := exec.Command("go", "build", "-o", tool, "../../cmd/dkms-sign-hook")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return tool
-}
 
 // debris lists our temporary files in dir.
 func debris(dir string) []string {
@@ -51,7 +40,7 @@ func TestKillStormBatch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the tool dozens of times; not with -short")
 	}
-	tool := buildTool(t)
+	tool := testenv.Tool(t)
 	kp := testmod.Key(t, "rsa2048")
 	cert, err := keys.LoadCertificate(kp.Cert)
 	if err != nil {

@@ -45,7 +45,7 @@ func TestFullFileSystem(t *testing.T) {
 	}
 	testenv.RequireRoot(t)
 	unshare := testenv.LookPath(t, "unshare", "util-linux")
-	tool := buildTool(t)
+	tool := testenv.Tool(t)
 	kp := testmod.Key(t, "p384")
 	for _, tc := range []struct{ name, compress string }{{"fat.ko", ""}, {"fat.ko.xz", "xz"}} {
 		t.Run(tc.name, func(t *testing.T) {

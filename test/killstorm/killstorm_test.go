@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testmod"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
@@ -22,7 +23,7 @@ func TestKillStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the tool dozens of times; not with -short")
 	}
-	tool := buildTool(t)
+	tool := testenv.Tool(t)
 	kp := testmod.Key(t, "p384")
 	cert, err := keys.LoadCertificate(kp.Cert)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/hint"
 )
 
 // version is set by the Makefile with -ldflags "-X main.version=...".
@@ -128,7 +130,7 @@ func report(e *env, c *command, err error) int {
 		return exitFailure
 	}
 	fmt.Fprintf(e.stderr, "dkms-sign-hook %s: %s\n", c.name, oneLine(err.Error()))
-	if hint := hintFor(err); hint != "" {
+	if hint := hint.For(err); hint != "" {
 		fmt.Fprintf(e.stderr, "hint: %s\n", hint)
 	}
 	return exitFailure
@@ -152,4 +154,12 @@ func printCommands(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].short)
 	}
 	fmt.Fprintln(w, "\nRun 'dkms-sign-hook COMMAND --help' for a command's flags.")
+}
+
+// moduleError names path in err unless err already does.
+func moduleError(path string, err error) error {
+	if strings.Contains(err.Error(), path) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }

@@ -5,8 +5,6 @@ package main
 import (
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signlog"
 )
 
@@ -60,50 +58,4 @@ func commandLog(cfg *config.Config) *signlog.Log {
 		return nil
 	}
 	return &signlog.Log{Path: cfg.Log}
-}
-
-// keyAccess says how a DKMS command may get the key's passphrase or PIN.
-type keyAccess int
-
-const (
-	// unattended: the hook, run by DKMS, maybe inside an apt upgrade: the
-	// config's pin_file or KBUILD_SIGN_PIN, never a prompt.
-	unattended keyAccess = iota
-	// asDKMSWill: as DKMS will run sign-file at a later upgrade: pin_file
-	// only (KBUILD_SIGN_PIN of the admin's shell will not be there).
-	asDKMSWill
-	// interactive: a person runs the command: may ask on the terminal.
-	interactive
-)
-
-// signerFromConfig opens the configured key and certificate for hash.
-func signerFromConfig(e *env, cfg *config.Config, hash string, access keyAccess) (*sign.Signer, func(), error) {
-	spec := signerSpec{key: cfg.Key, cert: cfg.Certificate, hash: hash, prompt: access == interactive}
-	spec.fromConfig(cfg)
-	if cfg.KeyID == config.KeyIDSKID {
-		spec.keyID = sign.KeyIDSKID
-	}
-	if access == asDKMSWill {
-		e = e.without(keys.PinEnv)
-	}
-	return openSigner(e, spec)
-}
-
-// without returns a copy of e whose environment lacks the variable name.
-func (e *env) without(name string) *env {
-	c := *e
-	c.getenv = func(k string) string {
-		if k == name {
-			return ""
-		}
-		return e.getenv(k)
-	}
-	return &c
-}
-
-func cfgName(cfg *config.Config) string {
-	if cfg.Path != "" {
-		return cfg.Path
-	}
-	return config.DefaultPath
 }

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 
-	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/hint"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
 func init() {
@@ -140,15 +140,21 @@ func enableFramework(e *env, host *dkmsenv.Host, cfgPath, signFile string) error
 		return &dkmsenv.AdminFileError{Path: host.DropInPath()}
 	}
 	if d, err := dkmsenv.FindDKMS(); err == nil && !d.DropIns {
-		return withHint(fmt.Errorf("refusing the framework route: dkms %s (%s) does not read %s (DKMS 3.0.4 and later do)", d.Version, d.Path, filepath.Dir(host.DropInPath())),
+		return hint.With(fmt.Errorf("refusing the framework route: dkms %s (%s) does not read %s (DKMS 3.0.4 and later do)", d.Version, d.Path, filepath.Dir(host.DropInPath())),
 			"use per-package overrides: `dkms-sign-hook enable PKG...` or `--all`")
 	}
 	settings := dkmsenv.FrameworkSettings{SignFile: signFile, Key: cfg.Key, Certificate: cfg.Certificate}
 	if err := settings.Check(); err != nil {
 		return err
 	}
-	if err := checkFrameworkKey(e, cfg); err != nil {
+	warning, err := dkmsenv.CheckFrameworkKey(cfg, func(hash string) (*sign.Signer, func(), error) {
+		return signerFromConfig(e, cfg, hash, asDKMSWill)
+	})
+	if err != nil {
 		return err
+	}
+	if warning != "" {
+		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: %s\n", warning)
 	}
 	ch, err := host.EnableFramework(settings)
 	if err != nil {
@@ -159,39 +165,6 @@ func enableFramework(e *env, host *dkmsenv.Host, cfgPath, signFile string) error
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "framework route: enabled (%s): DKMS signs every package with %s\n", ch.Path, keys.Redact(cfg.Key))
-	return nil
-}
-
-// checkFrameworkKey opens the key as sign-file will when DKMS runs it during
-// an upgrade (no terminal, no KBUILD_SIGN_PIN, only the default
-// configuration's pin_file and pkcs11_module) and checks it matches the
-// certificate: DKMS ignores signing failures, so a key it cannot use would
-// leave every module unsigned without anyone noticing.
-func checkFrameworkKey(e *env, cfg *config.Config) error {
-	hash := cfg.Hash
-	if hash == config.HashAuto {
-		hash = "sha256" // any: only the key and certificate are checked here
-	}
-	_, closeKey, err := signerFromConfig(e, cfg, hash, asDKMSWill)
-	if err != nil {
-		hint := hintFor(err)
-		if errors.Is(err, keys.ErrNeedPassphrase) {
-			hint = "set pin_file in " + config.DefaultPath + " to a root-only file holding the passphrase: DKMS runs sign-file with no terminal and no KBUILD_SIGN_PIN"
-		}
-		if hint == "" {
-			hint = "fix the [signing] settings in " + cfgName(cfg) + ", or use per-package overrides (`dkms-sign-hook enable PKG...`)"
-		}
-		return withHint(fmt.Errorf("refusing the framework route: DKMS could not sign with this key: %w", err), hint)
-	}
-	closeKey()
-	// Under DKMS, sign-file sees only the default configuration file.
-	if cfg.Path != config.DefaultPath && (cfg.PinFile != "" || cfg.PKCS11Module != "") {
-		return withHint(fmt.Errorf("refusing the framework route: %s sets pin_file or pkcs11_module, but sign-file, run by DKMS, reads only %s", cfg.Path, config.DefaultPath),
-			"put these settings in "+config.DefaultPath+", or use per-package overrides (`dkms-sign-hook enable PKG...`)")
-	}
-	if cfg.KeyID == config.KeyIDSKID {
-		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: key_id = skid in %s does not apply on the framework route: DKMS runs sign-file without -k, so signatures name the key by issuer and serial (kernels accept both)\n", cfgName(cfg))
-	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/hint"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/kerneltrust"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 )
@@ -51,10 +52,10 @@ func runEnroll(e *env, args []string) error {
 	state, msg, err := kerneltrust.Enroll(cert, stdin, e.stdout, e.stderr)
 	switch {
 	case errors.Is(err, kerneltrust.ErrNoEFI):
-		return withHint(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err),
+		return hint.With(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err),
 			"there is no MOK list without UEFI: Secure Boot is not what refuses modules here; see `dkms-sign-hook status`")
 	case errors.Is(err, kerneltrust.ErrMokBlocked):
-		return withHint(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err), "make a new key with dkms-sign-hook keygen")
+		return hint.With(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err), "make a new key with dkms-sign-hook keygen")
 	case err != nil:
 		return fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err)
 	case state == kerneltrust.MokEnrolled:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -29,7 +30,7 @@ func runInfo(e *env, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("no module given")
 	}
-	certs, err := loadCertificates(certPaths)
+	certs, err := keys.LoadCertificates(certPaths)
 	if err != nil {
 		return err
 	}

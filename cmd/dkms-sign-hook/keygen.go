@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
@@ -32,7 +29,7 @@ func runKeygen(e *env, args []string) error {
 	fs.StringVar(&o.Type, "type", "rsa", "key type: rsa, ecdsa, or mldsa44, mldsa65, mldsa87 (ML-DSA: Linux 7.0+)")
 	fs.IntVar(&o.Bits, "bits", 0, "RSA key size (default 4096)")
 	fs.StringVar(&o.Curve, "curve", "", "ECDSA curve: P-384 (default) or P-256")
-	fs.StringVar(&o.CommonName, "cn", defaultCN(), "certificate subject common name (modinfo shows it as signer)")
+	fs.StringVar(&o.CommonName, "cn", keys.DefaultCommonName(), "certificate subject common name (modinfo shows it as signer)")
 	fs.IntVar(&o.Days, "days", keys.DefaultDays, "certificate validity in days")
 	fs.BoolVar(&encrypt, "encrypt", false, "encrypt the key with a passphrase from "+keys.PinEnv+" or the terminal")
 	fs.StringVar(&out, "out", "", "directory for signing_key.pem, signing_key.x509 and signing_key.der (created 0700)")
@@ -46,38 +43,25 @@ func runKeygen(e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if o.Type == "rsa" && o.Curve != "" {
-		return usagef("--curve is for --type ecdsa")
-	}
-	if o.Type == "ecdsa" && o.Bits != 0 {
-		return usagef("--bits is for --type rsa; ecdsa takes --curve")
-	}
-	if _, pq := mldsa.ByName(o.Type); o.Type != "rsa" && o.Type != "ecdsa" && !pq {
-		return usagef("--type %q: want rsa, ecdsa, mldsa44, mldsa65 or mldsa87", o.Type)
+	if err := keygenUsage(o); err != nil {
+		return err
 	}
 	dir, err := filepath.Abs(out)
 	if err != nil {
 		return err
 	}
 	files := keys.KeyPairPaths(dir)
-
 	// Check everything that could fail before making the key.
-	for _, p := range []string{files.Key, files.CertPEM, files.CertDER} {
-		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("%s: %w", p, keys.ErrExists)
-		}
+	if err := files.CheckFree(); err != nil {
+		return err
 	}
-	var conf []byte
+	conf := config.KeygenText(files.Key, files.CertPEM)
 	if writeConfig != "" {
 		if writeConfig, err = filepath.Abs(writeConfig); err != nil {
 			return err
 		}
-		if _, err := os.Lstat(writeConfig); err == nil {
-			return fmt.Errorf("config %s: already exists; refusing to replace it (add the lines below by hand)", writeConfig)
-		}
-		conf = configText(files)
-		if _, err := config.Parse(writeConfig, conf); err != nil {
-			return fmt.Errorf("config for %s: %w", writeConfig, err)
+		if err := config.CheckNew(writeConfig, conf); err != nil {
+			return err
 		}
 	}
 	if encrypt {
@@ -95,42 +79,25 @@ func runKeygen(e *env, args []string) error {
 		return err
 	}
 	if writeConfig != "" {
-		if err := os.MkdirAll(filepath.Dir(writeConfig), 0o755); err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		if err := atomicfile.CreateNew(writeConfig, conf, 0o644); err != nil {
-			return fmt.Errorf("config %s (the key pair is written): %w", writeConfig, err)
+		if err := config.WriteNew(writeConfig, conf); err != nil {
+			return fmt.Errorf("%w (the key pair is written)", err)
 		}
 	}
 	printNextSteps(e, g, files, writeConfig, encrypt, time.Since(start))
 	return nil
 }
 
-// defaultCN names the machine, so an enrolled key says where it came from.
-func defaultCN() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
+// keygenUsage refuses flags that do not go with the key type.
+func keygenUsage(o keys.GenerateOptions) error {
+	switch _, pq := mldsa.ByName(o.Type); {
+	case o.Type == "rsa" && o.Curve != "":
+		return usagef("--curve is for --type ecdsa")
+	case o.Type == "ecdsa" && o.Bits != 0:
+		return usagef("--bits is for --type rsa; ecdsa takes --curve")
+	case o.Type != "rsa" && o.Type != "ecdsa" && !pq:
+		return usagef("--type %q: want rsa, ecdsa, mldsa44, mldsa65 or mldsa87", o.Type)
 	}
-	cn := "DKMS module signing key (" + host + ")"
-	if len(cn) > 64 {
-		cn = "DKMS module signing key"
-	}
-	return cn
-}
-
-// configText is the configuration the DKMS hook reads (internal/config).
-func configText(f keys.KeyPairFiles) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "# dkms-sign-hook configuration, written by dkms-sign-hook keygen.\n")
-	fmt.Fprintf(&b, "[signing]\n")
-	fmt.Fprintf(&b, "key = %s\n", f.Key)
-	fmt.Fprintf(&b, "certificate = %s\n", f.CertPEM)
-	fmt.Fprintf(&b, "hash = auto\n")
-	fmt.Fprintf(&b, "key_id = issuer-serial\n")
-	fmt.Fprintf(&b, "\n[hook]\n")
-	fmt.Fprintf(&b, "missing_key = warn\n")
-	return b.Bytes()
+	return nil
 }
 
 func printNextSteps(e *env, g *keys.Generated, f keys.KeyPairFiles, configPath string, encrypted bool, took time.Duration) {
@@ -158,7 +125,7 @@ func printNextSteps(e *env, g *keys.Generated, f keys.KeyPairFiles, configPath s
 		fmt.Fprintf(w, "\nWrote the configuration %s.\n", configPath)
 	} else {
 		fmt.Fprintf(w, "\nConfiguration (%s):\n", config.DefaultPath)
-		for _, line := range strings.Split(strings.TrimSpace(string(configText(f))), "\n") {
+		for _, line := range strings.Split(strings.TrimSpace(string(config.KeygenText(f.Key, f.CertPEM))), "\n") {
 			if !strings.HasPrefix(line, "#") {
 				fmt.Fprintf(w, "  %s\n", line)
 			}

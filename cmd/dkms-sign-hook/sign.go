@@ -4,7 +4,9 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/hint"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signkey"
 )
 
 func init() {
@@ -17,18 +19,18 @@ func init() {
 }
 
 // keyFlags are the flags shared by the commands that sign.
-func keyFlags(fs *flag.FlagSet, s *signerSpec, skid *bool) {
-	fs.StringVar(&s.key, "key", "", "private key: PEM file or pkcs11: URI")
-	fs.StringVar(&s.cert, "cert", "", "certificate (PEM or DER) matching the key")
-	fs.StringVar(&s.hash, "hash", "sha512", "digest: sha256, sha384, sha512, sha3-256, sha3-384, sha3-512")
+func keyFlags(fs *flag.FlagSet, s *signkey.Spec, skid *bool) {
+	fs.StringVar(&s.Key, "key", "", "private key: PEM file or pkcs11: URI")
+	fs.StringVar(&s.Cert, "cert", "", "certificate (PEM or DER) matching the key")
+	fs.StringVar(&s.Hash, "hash", "sha512", "digest: sha256, sha384, sha512, sha3-256, sha3-384, sha3-512")
 	fs.BoolVar(skid, "keyid", false, "name the key by subjectKeyIdentifier (sign-file -k) instead of issuer and serial")
-	fs.BoolVar(&s.authAttrs, "authattrs", false, "ML-DSA keys: add signed attributes as the kernel's sign-file does with OpenSSL 3.5+ (only kernels built with PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA load them)")
+	fs.BoolVar(&s.AuthAttrs, "authattrs", false, "ML-DSA keys: add signed attributes as the kernel's sign-file does with OpenSSL 3.5+ (only kernels built with PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA load them)")
 }
 
 func runSign(e *env, args []string) error {
 	c := commands["sign"]
 	fs := newFlags(c, e)
-	var spec signerSpec
+	var spec signkey.Spec
 	var skid bool
 	keyFlags(fs, &spec, &skid)
 	jobs := fs.Int("jobs", 0, "modules signed at once (default: one per CPU)")
@@ -39,21 +41,20 @@ func runSign(e *env, args []string) error {
 	if dk.on {
 		return signDKMS(e, dk, fs.Args())
 	}
-	if spec.key == "" || spec.cert == "" {
+	if spec.Key == "" || spec.Cert == "" {
 		return usagef("--key and --cert are required")
 	}
 	if fs.NArg() == 0 {
 		return usagef("no module given")
 	}
 	if skid {
-		spec.keyID = sign.KeyIDSKID
+		spec.KeyID = sign.KeyIDSKID
 	}
-	spec.prompt = true
 	cfg, err := loadConfig(e, dk.cfgPath)
 	if err != nil {
 		return err
 	}
-	signer, closeKey, err := openSigner(e, spec)
+	signer, closeKey, err := openSigner(e, spec, true)
 	if err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func runSign(e *env, args []string) error {
 // lets the command go on with the next module.
 func reportModuleError(e *env, c *command, path string, err error) {
 	fmt.Fprintf(e.stderr, "dkms-sign-hook %s: %s\n", c.name, oneLine(moduleError(path, err).Error()))
-	if hint := hintFor(err); hint != "" {
+	if hint := hint.For(err); hint != "" {
 		fmt.Fprintf(e.stderr, "hint: %s\n", hint)
 	}
 }

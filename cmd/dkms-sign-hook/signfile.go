@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signkey"
 )
 
 func init() {
@@ -95,9 +95,9 @@ func runSignFile(e *env, args []string) error {
 		_, err = sign.AttachFile(module, dest, blob)
 		return err
 	}
-	spec := signerSpec{hash: p[0], key: p[1], cert: p[2]}
+	spec := signkey.Spec{Hash: p[0], Key: p[1], Cert: p[2]}
 	if a.skid {
-		spec.keyID = sign.KeyIDSKID
+		spec.KeyID = sign.KeyIDSKID
 	}
 	// DKMS's framework route runs us as its sign_file with only the key and
 	// certificate paths: the passphrase file and the PKCS#11 module come
@@ -107,8 +107,8 @@ func runSignFile(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec.fromConfig(cfg)
-	signer, closeKey, err := openSigner(e, spec)
+	spec.UseConfig(cfg)
+	signer, closeKey, err := openSigner(e, spec, false)
 	if err != nil {
 		return err
 	}
@@ -137,11 +137,7 @@ func runSignFile(e *env, args []string) error {
 }
 
 func writeP7S(path string, blob []byte) error {
-	err := atomicfile.Create(path, 0o644, func(w io.Writer) error {
-		_, err := w.Write(blob)
-		return err
-	})
-	if err != nil {
+	if err := atomicfile.WriteFile(path, blob, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

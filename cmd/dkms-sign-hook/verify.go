@@ -1,11 +1,11 @@
 package main
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"strings"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/hint"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
@@ -39,7 +39,7 @@ func runVerify(e *env, args []string) error {
 	if *kconfig != "" {
 		var err error
 		if pol, err = sign.KernelPolicyFile(*kconfig); err != nil {
-			return withHint(err, "give the target kernel's .config, e.g. /boot/config-$(uname -r)")
+			return hint.With(err, "give the target kernel's .config, e.g. /boot/config-$(uname -r)")
 		}
 	}
 	if len(certPaths) == 0 {
@@ -48,7 +48,7 @@ func runVerify(e *env, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("no module given")
 	}
-	certs, err := loadCertificates(certPaths)
+	certs, err := keys.LoadCertificates(certPaths)
 	if err != nil {
 		return err
 	}
@@ -81,17 +81,4 @@ func runVerify(e *env, args []string) error {
 		return errSilent
 	}
 	return nil
-}
-
-// loadCertificates reads the certificates of --cert flags.
-func loadCertificates(paths []string) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for _, p := range paths {
-		cert, err := keys.LoadCertificate(p)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %s: %w", p, err)
-		}
-		certs = append(certs, cert)
-	}
-	return certs, nil
 }

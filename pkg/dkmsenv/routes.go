@@ -11,7 +11,9 @@ import (
 
 	dkmsfiles "github.com/dkms-sign-hook/dkms-sign-hook/contrib/dkms"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/atomicfile"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/safefile"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
 // Outcome is what Enable, Disable and their framework forms did.
@@ -291,4 +293,50 @@ func (h *Host) DisableFramework() (Change, error) {
 	}
 	c.Outcome = Disabled
 	return c, nil
+}
+
+// FrameworkKeyError: on the framework route DKMS could not sign with the
+// configured key (it ignores signing failures, so every module would stay
+// unsigned without anyone noticing).
+type FrameworkKeyError struct {
+	Config string // the configuration file naming the key
+	Err    error
+}
+
+func (e *FrameworkKeyError) Error() string {
+	return "refusing the framework route: DKMS could not sign with this key: " + e.Err.Error()
+}
+
+func (e *FrameworkKeyError) Unwrap() error { return e.Err }
+
+// FrameworkConfigError: the configuration sets what sign-file, run by DKMS,
+// never reads (it reads only config.DefaultPath).
+type FrameworkConfigError struct{ Config string }
+
+func (e *FrameworkConfigError) Error() string {
+	return fmt.Sprintf("refusing the framework route: %s sets pin_file or pkcs11_module, but sign-file, run by DKMS, reads only %s", e.Config, config.DefaultPath)
+}
+
+// CheckFrameworkKey opens the key as sign-file will when DKMS runs it
+// during an upgrade (open must do so: no terminal, no KBUILD_SIGN_PIN, only
+// the default configuration's pin_file and pkcs11_module) and checks it
+// matches the certificate. warning is a setting the route ignores.
+func CheckFrameworkKey(cfg *config.Config, open func(hash string) (*sign.Signer, func(), error)) (warning string, err error) {
+	hash := cfg.Hash
+	if hash == config.HashAuto {
+		hash = "sha256" // any: only the key and certificate are checked here
+	}
+	_, closeKey, err := open(hash)
+	if err != nil {
+		return "", &FrameworkKeyError{Config: configName(cfg), Err: err}
+	}
+	closeKey()
+	// Under DKMS, sign-file sees only the default configuration file.
+	if cfg.Path != config.DefaultPath && (cfg.PinFile != "" || cfg.PKCS11Module != "") {
+		return "", &FrameworkConfigError{Config: cfg.Path}
+	}
+	if cfg.KeyID == config.KeyIDSKID {
+		warning = "key_id = skid in " + configName(cfg) + " does not apply on the framework route: DKMS runs sign-file without -k, so signatures name the key by issuer and serial (kernels accept both)"
+	}
+	return warning, nil
 }

@@ -93,7 +93,7 @@ func (s *Signing) SignBuild(b Build) error {
 	}
 	hash, from, err := s.hashFor(b.KernelVer)
 	if errors.Is(err, ErrNoModuleSig) {
-		s.Log.WithField("kernel", b.KernelVer).Warnf("not signing: %v; set hash= in %s to sign anyway", err, s.configName())
+		s.Log.WithField("kernel", b.KernelVer).Warnf("not signing: %v; set hash= in %s to sign anyway", err, configName(s.Config))
 		return nil
 	}
 	if err != nil {
@@ -246,9 +246,10 @@ func (s *Signing) warnUnsigned(b Build, files []string, why string) {
 	}
 }
 
-func (s *Signing) configName() string {
-	if s.Config.Path != "" {
-		return s.Config.Path
+// configName names the configuration file in messages.
+func configName(cfg *config.Config) string {
+	if cfg.Path != "" {
+		return cfg.Path
 	}
 	return config.DefaultPath
 }

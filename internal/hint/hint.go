@@ -1,16 +1,19 @@
-package main
+// Package hint is the one place that maps an error to the one thing the
+// user should do about it, printed as "hint: ..." under the error line.
+package hint
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"syscall"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signkey"
 )
 
 // hinted carries an error plus the one thing the user should do about it,
@@ -23,17 +26,18 @@ type hinted struct {
 func (h *hinted) Error() string { return h.err.Error() }
 func (h *hinted) Unwrap() error { return h.err }
 
-func withHint(err error, hint string) error {
+// With attaches advice to err, for what only the caller knows.
+func With(err error, hint string) error {
 	if err == nil {
 		return nil
 	}
 	return &hinted{err, hint}
 }
 
-// hintFor is the one place that maps an error to the one thing the user
-// should do about it. The most specific kinds come first: a DKMS error may
-// wrap a missing file, which alone would only say "check the path".
-func hintFor(err error) string {
+// For is the advice for err, or "". Advice attached with With wins; then
+// the most specific kinds come first: a DKMS error may wrap a missing
+// file, which alone would only say "check the path".
+func For(err error) string {
 	var h *hinted
 	if errors.As(err, &h) {
 		return h.hint
@@ -51,7 +55,18 @@ func dkmsHint(err error) string {
 	var admin *dkmsenv.AdminFileError
 	var noPkg *dkmsenv.NoPackageError
 	var absent *dkmsenv.KeyNotPresentError
+	var fwKey *dkmsenv.FrameworkKeyError
+	var fwConfig *dkmsenv.FrameworkConfigError
 	switch {
+	case errors.As(err, &fwKey) && errors.Is(err, keys.ErrNeedPassphrase):
+		return "set pin_file in " + config.DefaultPath + " to a root-only file holding the passphrase: DKMS runs sign-file with no terminal and no KBUILD_SIGN_PIN"
+	case errors.As(err, &fwKey):
+		if advice := For(fwKey.Err); advice != "" {
+			return advice
+		}
+		return "fix the [signing] settings in " + fwKey.Config + ", or use per-package overrides (`dkms-sign-hook enable PKG...`)"
+	case errors.As(err, &fwConfig):
+		return "put these settings in " + config.DefaultPath + ", or use per-package overrides (`dkms-sign-hook enable PKG...`)"
 	case errors.As(err, &admin) && admin.Package == "":
 		return ""
 	case errors.As(err, &admin) && admin.Sources:
@@ -67,7 +82,7 @@ func dkmsHint(err error) string {
 	case errors.Is(err, dkmsenv.ErrNoOverride):
 		return "install dkms-sign-hook (make install, or the .deb), or pass --override FILE"
 	case errors.Is(err, dkmsenv.ErrNoSignFile):
-		return "install dkms-sign-hook (it provides " + defaultSignFile + "), or pass --sign-file PATH (a symlink named sign-file to this binary)"
+		return "install dkms-sign-hook (it provides the sign-file link), or pass --sign-file PATH (a symlink named sign-file to this binary)"
 	}
 	return ""
 }
@@ -75,7 +90,13 @@ func dkmsHint(err error) string {
 // keyHint covers key loading, key generation and token errors.
 func keyHint(err error) string {
 	var perm *keys.PermissionError
+	var mismatch *signkey.MismatchError
+	var tokenAlg *signkey.TokenAlgorithmError
 	switch {
+	case errors.As(err, &tokenAlg):
+		return "SoftHSM 2 and crypto11 offer no ML-DSA (PKCS#11 3.2's CKK_ML_DSA); keep the ML-DSA key in a PEM file (mode 0600, on removable media if you like), or use an RSA or ECDSA key on the token"
+	case errors.As(err, &mismatch):
+		return "use the certificate made together with this key (compare `openssl x509 -noout -pubkey` with `openssl pkey -pubout`)"
 	case errors.As(err, &perm):
 		return perm.Fix
 	case errors.Is(err, keys.ErrNeedPassphrase):
@@ -120,12 +141,4 @@ func fileHint(err error) string {
 		return "run as root, or make the file and its directory writable"
 	}
 	return ""
-}
-
-// moduleError names path in err unless err already does.
-func moduleError(path string, err error) error {
-	if strings.Contains(err.Error(), path) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", path, err)
 }

@@ -65,6 +65,9 @@ install: build
 	install -D -m 0644 contrib/dkms-sign-hook.conf $(DESTDIR)$(DOCDIR)/examples/dkms-sign-hook.conf
 	install -D -m 0644 contrib/dkms/framework.conf.d/dkms-sign-hook.conf $(DESTDIR)$(DOCDIR)/examples/framework.conf.d/dkms-sign-hook.conf
 	install -D -m 0644 contrib/dkms/README.md $(DESTDIR)$(DOCDIR)/README.dkms.md
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	./dkms-sign-hook completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/dkms-sign-hook
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/dkms-sign-hook
 	$(if $(wildcard README.md),install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md)
 
 # The .deb, built by dpkg-buildpackage in a copy of the tree (tracked and

@@ -36,6 +36,8 @@ type command struct {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// flags, when set, receives the command's FlagSet (completion.go).
+	flags **flag.FlagSet
 }
 
 var commands = map[string]*command{}
@@ -53,6 +55,9 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 func newFlags(c *command, e *env) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	if e.flags != nil {
+		*e.flags = fs
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: dkms-sign-hook %s %s\n\n%s\n", c.name, c.usage, c.short)
 		if hasFlags(fs) {

@@ -5,7 +5,6 @@ package main
 import (
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signlog"
 )
 
 // rootEnv moves /etc/dkms, /var/lib/dkms, /lib/modules, /proc and /sys
@@ -48,14 +47,4 @@ func openHost(e *env, override string) (*dkmsenv.Host, error) {
 // appends to.
 func loadConfig(e *env, flagPath string) (*config.Config, error) {
 	return config.Load(flagPath, e.getenv)
-}
-
-// commandLog is the signing log for the sign and sign-file commands: kept
-// once the tool is set up on this machine (a configuration file exists), so
-// that the log holds every signature the configured key makes.
-func commandLog(cfg *config.Config) *signlog.Log {
-	if cfg.Path == "" || cfg.Log == "" {
-		return nil
-	}
-	return &signlog.Log{Path: cfg.Log}
 }

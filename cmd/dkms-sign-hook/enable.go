@@ -74,20 +74,7 @@ func enablePackages(e *env, host *dkmsenv.Host, pkgs []string) []error {
 	if !filepath.IsAbs(host.Override) {
 		return []error{usagef("--override %s: give an absolute path (the link in /etc/dkms would resolve relative to /etc/dkms)", host.Override)}
 	}
-	checked, err := host.CheckOverride()
-	if err != nil {
-		return []error{err}
-	}
-	var errs []error
-	for _, p := range pkgs {
-		ch, err := host.Enable(p, checked)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		printChange(e, host, ch)
-	}
-	return errs
+	return host.EnableAll(pkgs, func(ch dkmsenv.Change) { printChange(e, host, ch) })
 }
 
 // printChange says what enable or disable did.
@@ -191,15 +178,7 @@ func runDisable(e *env, args []string) error {
 	if *all {
 		pkgs = host.EnabledPackages()
 	}
-	var errs []error
-	for _, p := range pkgs {
-		ch, err := host.Disable(p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		printChange(e, host, ch)
-	}
+	errs := host.DisableAll(pkgs, func(ch dkmsenv.Change) { printChange(e, host, ch) })
 	if *framework || *all {
 		ch, err := host.DisableFramework()
 		switch {

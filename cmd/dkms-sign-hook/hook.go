@@ -6,10 +6,8 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/kerneltrust"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/status"
-	"github.com/sirupsen/logrus"
 )
 
 func init() {
@@ -64,36 +62,9 @@ func runHook(e *env, args []string) (err error) {
 	s := &dkmsenv.Signing{Roots: r, Config: cfg, Log: log, Hook: true,
 		Open: func(hash string) (*sign.Signer, func(), error) { return signerFromConfig(e, cfg, hash, unattended) }}
 	defer s.Close()
-	var errs []error
-	for _, b := range builds {
-		if err := s.SignBuild(b); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
+	if errs := s.SignBuilds(builds); len(errs) > 0 {
 		return joinErrors(e, c, errs)
 	}
-	warnUntrusted(log, r, cfg, builds)
+	status.WarnUntrusted(log, r, cfg.Certificate, builds)
 	return chainErr
-}
-
-// warnUntrusted warns once when the modules just signed are for the running
-// kernel and it will not trust them: the certificate is in none of the
-// keyrings it checks modules against, and not waiting for enrollment.
-func warnUntrusted(log *logrus.Logger, r dkmsenv.Roots, cfg *config.Config, builds []dkmsenv.Build) {
-	running, _, err := r.RunningKernel()
-	if err != nil {
-		return
-	}
-	for _, b := range builds {
-		if b.KernelVer != running {
-			continue
-		}
-		c := status.Assess(r, cfg.Certificate)
-		if (c.Trust == status.TrustNo || c.Trust == status.TrustOtherKeyrings) && c.MOK != kerneltrust.MokPending && c.Fix != "" {
-			log.Warnf("*** the running kernel %s does not trust %s (%s): it will refuse these modules where signatures are enforced; %s ***",
-				running, cfg.Certificate, c.Trust.Text(c.Keyrings), c.Fix)
-		}
-		return
-	}
 }

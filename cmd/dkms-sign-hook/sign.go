@@ -7,6 +7,7 @@ import (
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/hint"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signkey"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/signlog"
 )
 
 func init() {
@@ -59,7 +60,7 @@ func runSign(e *env, args []string) error {
 		return err
 	}
 	defer closeKey()
-	audit := commandLog(cfg)
+	audit := signlog.ForCommands(cfg)
 	var failed int
 	signer.SignFiles(fs.Args(), *jobs, func(path string, res *sign.Result, err error) {
 		switch {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 
@@ -59,41 +58,16 @@ func signDKMS(e *env, o *dkmsSignOpts, args []string) error {
 			return usagef("no DKMS package %q in %s", pkg, host.Tree)
 		}
 	}
-	builds, err := dkmsenv.AllBuilds(host.Tree)
-	if err != nil {
-		return err
-	}
-	log := dkmsenv.NewLogger(e.stderr)
-	s := &dkmsenv.Signing{Roots: host.Roots, Config: cfg, Log: log, Installed: true,
+	s := &dkmsenv.Signing{Roots: host.Roots, Config: cfg, Log: dkmsenv.NewLogger(e.stderr),
 		Open: func(hash string) (*sign.Signer, func(), error) { return signerFromConfig(e, cfg, hash, interactive) }}
 	defer s.Close()
-	var errs []error
-	for _, b := range builds {
-		if (o.kernel != "" && b.KernelVer != o.kernel) || (len(only) > 0 && !only[b.Package]) {
-			continue
-		}
-		err := s.SignBuild(b)
-		var keyErr *dkmsenv.KeyError
-		if errors.As(err, &keyErr) {
-			return keyErr.Err
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs := s.SignTree(host.Tree, o.kernel, only)
 	if s.Found == 0 {
 		where := "any kernel"
 		if o.kernel != "" {
 			where = "kernel " + o.kernel
 		}
 		fmt.Fprintf(e.stdout, "no DKMS modules for %s in %s\n", where, host.Tree)
-	}
-	for _, k := range s.ChangedKernels() {
-		if err := host.Roots.Depmod(k); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		log.WithField("kernel", k).Info("ran depmod")
 	}
 	return joinErrors(e, commands["sign"], errs)
 }

@@ -340,3 +340,31 @@ func CheckFrameworkKey(cfg *config.Config, open func(hash string) (*sign.Signer,
 	}
 	return warning, nil
 }
+
+// EnableAll enables each of pkgs (after CheckOverride), reporting each
+// change; it returns the errors.
+func (h *Host) EnableAll(pkgs []string, report func(Change)) []error {
+	checked, err := h.CheckOverride()
+	if err != nil {
+		return []error{err}
+	}
+	return eachPackage(pkgs, func(p string) (Change, error) { return h.Enable(p, checked) }, report)
+}
+
+// DisableAll disables each of pkgs, reporting each change.
+func (h *Host) DisableAll(pkgs []string, report func(Change)) []error {
+	return eachPackage(pkgs, h.Disable, report)
+}
+
+func eachPackage(pkgs []string, do func(string) (Change, error), report func(Change)) []error {
+	var errs []error
+	for _, p := range pkgs {
+		ch, err := do(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		report(ch)
+	}
+	return errs
+}

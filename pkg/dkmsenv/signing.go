@@ -308,3 +308,48 @@ func Plural(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// SignBuilds signs each of builds (the hook's), and returns their errors.
+func (s *Signing) SignBuilds(builds []Build) []error {
+	var errs []error
+	for _, b := range builds {
+		if err := s.SignBuild(b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// SignTree signs the built and installed modules of every build in tree
+// for kernel (every kernel when "") of the packages in only (every package
+// when empty), then runs depmod for each kernel whose installed modules
+// changed. A key that cannot be opened ends it: that error comes alone.
+func (s *Signing) SignTree(tree, kernel string, only map[string]bool) []error {
+	builds, err := AllBuilds(tree)
+	if err != nil {
+		return []error{err}
+	}
+	s.Installed = true
+	var errs []error
+	for _, b := range builds {
+		if (kernel != "" && b.KernelVer != kernel) || (len(only) > 0 && !only[b.Package]) {
+			continue
+		}
+		err := s.SignBuild(b)
+		var keyErr *KeyError
+		if errors.As(err, &keyErr) {
+			return []error{keyErr.Err}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, k := range s.ChangedKernels() {
+		if err := s.Roots.Depmod(k); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.Log.WithField("kernel", k).Info("ran depmod")
+	}
+	return errs
+}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -84,6 +85,16 @@ func (l *Log) AppendCommand(command, file string, res *sign.Result, s *sign.Sign
 		file = abs
 	}
 	return l.Append(Entry{Command: command}, file, res, s)
+}
+
+// ForCommands is the signing log of the sign and sign-file commands: kept
+// once the tool is set up on this machine (a configuration file exists), so
+// that the log holds every signature the configured key makes; else nil.
+func ForCommands(cfg *config.Config) *Log {
+	if cfg.Path == "" || cfg.Log == "" {
+		return nil
+	}
+	return &Log{Path: cfg.Log}
 }
 
 // KeyID names a signing certificate in logs: its subjectKeyIdentifier in

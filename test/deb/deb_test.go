@@ -40,6 +40,7 @@ var want = map[string]string{
 	"usr/share/doc/dkms-sign-hook/README.dkms.md":                                "-rw-r--r--",
 	"usr/share/doc/dkms-sign-hook/examples/dkms-sign-hook.conf":                  "-rw-r--r--",
 	"usr/share/doc/dkms-sign-hook/examples/framework.conf.d/dkms-sign-hook.conf": "-rw-r--r--",
+	"usr/share/bash-completion/completions/dkms-sign-hook":                       "-rw-r--r--",
 }
 
 // debOnly are what only the package has: Debian's documentation, the man

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
-	"github.com/dkms-sign-hook/dkms-sign-hook/internal/hint"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/kerneltrust"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 )
@@ -51,11 +49,6 @@ func runEnroll(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "enrolling %s (%s) as a Machine Owner Key\n", cfg.Certificate, keys.Describe(cert).Subject)
 	state, msg, err := kerneltrust.Enroll(cert, stdin, e.stdout, e.stderr)
 	switch {
-	case errors.Is(err, kerneltrust.ErrNoEFI):
-		return hint.With(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err),
-			"there is no MOK list without UEFI: Secure Boot is not what refuses modules here; see `dkms-sign-hook status`")
-	case errors.Is(err, kerneltrust.ErrMokBlocked):
-		return hint.With(fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err), "make a new key with dkms-sign-hook keygen")
 	case err != nil:
 		return fmt.Errorf("cannot enroll %s: %w", cfg.Certificate, err)
 	case state == kerneltrust.MokEnrolled:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/kerneltrust"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/modfile"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
@@ -77,6 +78,10 @@ func dkmsHint(err error) string {
 		return "`dkms status` lists the packages; add it with `dkms add` first"
 	case errors.As(err, &absent):
 		return "use per-package overrides (`dkms-sign-hook enable PKG...`) when the key is not always present"
+	case errors.Is(err, kerneltrust.ErrNoEFI):
+		return "there is no MOK list without UEFI: Secure Boot is not what refuses modules here; see `dkms-sign-hook status`"
+	case errors.Is(err, kerneltrust.ErrMokBlocked):
+		return "make a new key with dkms-sign-hook keygen"
 	case errors.Is(err, dkmsenv.ErrNotInBuildDir):
 		return "DKMS runs the hook as POST_BUILD (see `dkms-sign-hook enable`); to sign built modules now, run `dkms-sign-hook sign --dkms`"
 	case errors.Is(err, dkmsenv.ErrNoOverride):

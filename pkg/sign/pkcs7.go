@@ -189,22 +189,11 @@ func parseSignedData(der []byte) (*signedData, error) {
 		return nil, pkcs7Errorf("encapsulated content is not data")
 	}
 	out.hasContent = !encap.Empty()
-	var certs cryptobyte.String
-	var hasCerts bool
-	if !sd.ReadOptionalASN1(&certs, &hasCerts, cbasn1.Tag(0).Constructed().ContextSpecific()) {
-		return nil, pkcs7Errorf("certificates")
+	certs, err := readCertificates(&sd)
+	if err != nil {
+		return nil, err
 	}
-	for hasCerts && !certs.Empty() {
-		var c cryptobyte.String
-		if !certs.ReadASN1Element(&c, cbasn1.SEQUENCE) {
-			return nil, pkcs7Errorf("certificate")
-		}
-		// The kernel parses every certificate carried, and a bad one fails the load.
-		if _, err := x509.ParseCertificate(c); err != nil {
-			return nil, pkcs7Errorf("embedded certificate: %v", err)
-		}
-		out.certificates = append(out.certificates, c)
-	}
+	out.certificates = certs
 	if !sd.SkipOptionalASN1(cbasn1.Tag(1).Constructed().ContextSpecific()) { // crls
 		return nil, pkcs7Errorf("crls")
 	}
@@ -224,6 +213,28 @@ func parseSignedData(der []byte) (*signedData, error) {
 	}
 	if len(out.signers) == 0 {
 		return nil, pkcs7Errorf("no signer")
+	}
+	return out, nil
+}
+
+// readCertificates reads SignedData's optional [0] certificates. The
+// kernel parses every certificate carried, and a bad one fails the load.
+func readCertificates(sd *cryptobyte.String) ([][]byte, error) {
+	var certs cryptobyte.String
+	var hasCerts bool
+	if !sd.ReadOptionalASN1(&certs, &hasCerts, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		return nil, pkcs7Errorf("certificates")
+	}
+	var out [][]byte
+	for hasCerts && !certs.Empty() {
+		var c cryptobyte.String
+		if !certs.ReadASN1Element(&c, cbasn1.SEQUENCE) {
+			return nil, pkcs7Errorf("certificate")
+		}
+		if _, err := x509.ParseCertificate(c); err != nil {
+			return nil, pkcs7Errorf("embedded certificate: %v", err)
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }

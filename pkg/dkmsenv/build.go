@@ -47,11 +47,11 @@ func ValidName(kind, name string) error {
 
 // ErrNotInBuildDir is returned by Discover when the working directory is not
 // a DKMS build directory <tree>/<package>/<version>/build.
-var ErrNotInBuildDir = errors.New("not run from a DKMS build directory (<dkms_tree>/<module>/<version>/build); is this a POST_BUILD hook?")
+var ErrNotInBuildDir = errors.New("not run from a DKMS build directory (<dkms_tree>/<package>/<version>/build); is this a POST_BUILD hook?")
 
-// Discover finds the builds a POST_BUILD hook is run for. DKMS runs POST_BUILD with the working
-// directory <dkms_tree>/<module>/<version>/build, which gives the tree, the
-// module and the version. kernelver and arch come from the environment when
+// Discover finds the builds a POST_BUILD hook is run for. DKMS runs
+// POST_BUILD with the working directory <dkms_tree>/<package>/<version>/build,
+// which gives the tree, the package and the version. kernelver and arch come from the environment when
 // DKMS sets them (3.x does): one build. DKMS 2.2 to 2.8 autoinstall does
 // not set them: then every kernel this version was built for
 // (<package>/<version>/*/*/module/) is one, as guessing the newest from

@@ -11,4 +11,5 @@ apt-get install -y --no-install-recommends \
 	qemu-system-x86 busybox-static ovmf mtools dosfstools fdisk python3-cryptography \
 	softhsm2 opensc openssl \
 	xz-utils zstd gzip keyutils mokutil \
-	debhelper dh-golang lintian
+	debhelper dh-golang lintian \
+	debootstrap debian-archive-keyring

@@ -275,8 +275,13 @@ func matrix7() []row7 {
 		for _, kern := range kernels7 {
 			rows = append(rows, row7{name: key + "/default", kernel: kern, prepare: sign7(key, "sha512"), want: OK})
 		}
+		// The kernel logs the waiver once per boot (pr_warn_once): at the first, ML-DSA-44.
+		klog := ""
+		if l == "44" {
+			klog = waived
+		}
 		rows = append(rows,
-			row7{name: key + "/authattrs", kernel: "waiver", prepare: sign7(key, "sha512", "--authattrs"), want: OK, klog: waived},
+			row7{name: key + "/authattrs", kernel: "waiver", prepare: sign7(key, "sha512", "--authattrs"), want: OK, klog: klog},
 			row7{name: key + "/authattrs", kernel: "strict", prepare: sign7(key, "sha512", "--authattrs"), want: keyRejected, klog: rejected})
 	}
 	mldsa65 := sign7("mldsa65", "sha512")

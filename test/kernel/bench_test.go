@@ -49,18 +49,7 @@ type bench struct {
 func newBench(t *testing.T, k *testKernel, tool string) *bench {
 	t.Helper()
 	b := &bench{k: k, dir: t.TempDir(), tool: tool, signFile: testenv.RequireSignFile(t), have: map[string]bool{}}
-	bin := t.TempDir()
-
-	// The test module, built against the cached tree.
-	mod := filepath.Join(bin, "mod")
-	if err := os.CopyFS(mod, os.DirFS("testdata/mod")); err != nil {
-		t.Fatal(err)
-	}
-	run(t, "make", "-s", "-C", k.Tree, "M="+mod, "modules")
-	b.unsigned = filepath.Join(mod, "dshtest.ko")
-	if data, err := os.ReadFile(b.unsigned); err != nil || bytes.HasSuffix(data, []byte(sigMagic)) {
-		t.Fatalf("dshtest.ko missing or already signed (%v)", err)
-	}
+	b.unsigned, b.finit = buildTestModule(t, k.Tree)
 
 	// Our tool's commands.
 	for _, c := range []string{"sign", "sign-file", "verify", "hook"} {
@@ -78,10 +67,26 @@ func newBench(t *testing.T, k *testKernel, tool string) *bench {
 		t.Fatalf("kmod --version: %v %v: %q", err, err2, out)
 	}
 
-	// The finit_module helper.
-	b.finit = filepath.Join(bin, "finit")
-	run(t, "gcc", "-static", "-O2", "-Wall", "-o", b.finit, "testdata/finit.c")
 	return b
+}
+
+// buildTestModule builds the test module dshtest.ko against a kernel tree
+// and the static finit_module helper the initramfs runs.
+func buildTestModule(t *testing.T, tree string) (unsigned, finit string) {
+	t.Helper()
+	bin := t.TempDir()
+	mod := filepath.Join(bin, "mod")
+	if err := os.CopyFS(mod, os.DirFS("testdata/mod")); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "make", "-s", "-C", tree, "M="+mod, "modules")
+	unsigned = filepath.Join(mod, "dshtest.ko")
+	if data, err := os.ReadFile(unsigned); err != nil || bytes.HasSuffix(data, []byte(sigMagic)) {
+		t.Fatalf("dshtest.ko missing or already signed (%v)", err)
+	}
+	finit = filepath.Join(bin, "finit")
+	run(t, "gcc", "-static", "-O2", "-Wall", "-o", finit, "testdata/finit.c")
+	return unsigned, finit
 }
 
 // run runs a command, failing t with its output if it fails.

@@ -130,29 +130,7 @@ func buildKernel(t *testing.T, tool string) *testKernel {
 	}
 	testenv.Require(t, err == nil, fmt.Sprintf("a writable kernel cache (%v): run as root or set DKMS_SIGN_HOOK_KERNEL_CACHE", err))
 	lock.Close()
-	script, err := filepath.Abs("build-kernel.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script, cache, tool, SourceTarball)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build-kernel.sh: %v\n%s", err, testenv.Tail(stderr.String(), 60))
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	dir := lines[len(lines)-1]
-	if d := time.Since(start); d > time.Minute {
-		t.Logf("built the test kernel in %s into %s", d.Round(time.Second), dir)
-	}
-	for _, l := range strings.Split(stderr.String(), "\n") {
-		if strings.HasPrefix(l, "build-kernel.sh:") {
-			t.Log(l)
-		}
-	}
+	dir := runBuildScript(t, "build-kernel.sh", cache, tool, SourceTarball)
 	k := &testKernel{Dir: dir, Tree: filepath.Join(dir, "src"), Certs: filepath.Join(cache, "certs")}
 	// CACHE/current points at the newest kernel, for building modules (or
 	// running dkms build --kernelsourcedir) against it by hand.
@@ -163,3 +141,35 @@ func buildKernel(t *testing.T, tool string) *testKernel {
 	}
 	return k
 }
+
+// runBuildScript runs a kernel build script of this directory with args,
+// logs its own "<script>:" lines and how long it took, and returns the
+// directory it printed last.
+func runBuildScript(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	script, err := filepath.Abs(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, testenv.Tail(stderr.String(), 60))
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	dir := lines[len(lines)-1]
+	if d := time.Since(start); d > time.Minute {
+		t.Logf("%s built %s in %s", name, dir, d.Round(time.Second))
+	}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, name+":") {
+			t.Log(l)
+		}
+	}
+	return dir
+}
+

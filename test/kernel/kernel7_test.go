@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -66,28 +65,7 @@ func source7(t *testing.T) string {
 // cache (about 6 minutes each on 2 idle cores).
 func buildKernel7(t *testing.T, tool string) *kernel7 {
 	t.Helper()
-	src := source7(t)
-	script, err := filepath.Abs("build-kernel-7.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script, cacheDir(), tool, src)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build-kernel-7.sh: %v\n%s", err, testenv.Tail(stderr.String(), 60))
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	dir := lines[len(lines)-1]
-	t.Logf("7.x kernels ready in %s after %s", dir, time.Since(start).Round(time.Second))
-	for _, l := range strings.Split(stderr.String(), "\n") {
-		if strings.HasPrefix(l, "build-kernel-7.sh:") {
-			t.Log(l)
-		}
-	}
+	dir := runBuildScript(t, "build-kernel-7.sh", cacheDir(), tool, source7(t))
 	return &kernel7{Dir: dir, Tree: filepath.Join(dir, "src"), Certs: filepath.Join(cacheDir(), "certs-7")}
 }
 
@@ -135,16 +113,11 @@ func TestKernel7(t *testing.T) {
 		if p.err != nil {
 			continue
 		}
-		file := fmt.Sprintf("%03d%s", i, moduleExt(p.path))
-		if modules[r.kernel] == nil {
-			modules[r.kernel] = map[string]string{}
-		}
-		modules[r.kernel][file] = p.path
 		method := "finit"
 		if moduleExt(p.path) != ".ko" {
 			method = "finit-compressed"
 		}
-		byKernel[r.kernel] = append(byKernel[r.kernel], load{id: i, method: method, file: file})
+		addLoad(byKernel, modules, r.kernel, load{id: i, method: method}, p.path)
 	}
 	results := boot7(t, b, byKernel, modules)
 	for _, p := range all {
@@ -195,15 +168,7 @@ type bench7 struct {
 func newBench7(t *testing.T, k *kernel7, tool string) *bench7 {
 	t.Helper()
 	b := &bench7{k: k, tool: tool, dir: t.TempDir()}
-	bin := t.TempDir()
-	mod := filepath.Join(bin, "mod")
-	if err := os.CopyFS(mod, os.DirFS("testdata/mod")); err != nil {
-		t.Fatal(err)
-	}
-	run(t, "make", "-s", "-C", k.Tree, "M="+mod, "modules")
-	b.unsigned = filepath.Join(mod, "dshtest.ko")
-	b.finit = filepath.Join(bin, "finit")
-	run(t, "gcc", "-static", "-O2", "-Wall", "-o", b.finit, "testdata/finit.c")
+	b.unsigned, b.finit = buildTestModule(t, k.Tree)
 	return b
 }
 

@@ -66,12 +66,7 @@ func TestKernel(t *testing.T) {
 		if p.err != nil {
 			continue
 		}
-		file := fmt.Sprintf("%03d%s", i, moduleExt(p.path))
-		if modules[r.kernel] == nil {
-			modules[r.kernel] = map[string]string{}
-		}
-		modules[r.kernel][file] = p.path
-		byKernel[r.kernel] = append(byKernel[r.kernel], load{id: i, method: r.method, file: file})
+		addLoad(byKernel, modules, r.kernel, load{id: i, method: r.method}, p.path)
 	}
 
 	results := bootAll(t, b, byKernel, modules)
@@ -198,6 +193,17 @@ func bootAll(t *testing.T, b *bench, byKernel map[string][]load, modules map[str
 		}
 	}
 	return results
+}
+
+// addLoad puts the module at path into kernel's initramfs as <id><ext> and
+// adds the load to its /init.
+func addLoad(byKernel map[string][]load, modules map[string]map[string]string, kernel string, l load, path string) {
+	l.file = fmt.Sprintf("%03d%s", l.id, moduleExt(path))
+	if modules[kernel] == nil {
+		modules[kernel] = map[string]string{}
+	}
+	modules[kernel][l.file] = path
+	byKernel[kernel] = append(byKernel[kernel], l)
 }
 
 // moduleExt returns ".ko", ".ko.xz", ... of path.

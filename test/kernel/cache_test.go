@@ -172,4 +172,3 @@ func runBuildScript(t *testing.T, name string, args ...string) string {
 	}
 	return dir
 }
-

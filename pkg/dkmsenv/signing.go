@@ -193,11 +193,27 @@ func (s *Signing) summary(b Build, failed, unlogged int, gone error) error {
 // hashFor returns the configured hash, or with hash = auto the target
 // kernel's CONFIG_MODULE_SIG_HASH, and where it came from. A kernel built
 // without module signing gives ErrNoModuleSig: it is reported, never guessed.
+//
+// A hash named in the configuration that the target kernel's configuration
+// says it lacks (SHA-1 on 7.x, SHA-3 before 6.7) is refused: the kernel
+// would refuse every module signed with it.
 func (s *Signing) hashFor(kver string) (hash, from string, err error) {
-	if s.Config.Hash != config.HashAuto {
-		return s.Config.Hash, s.Config.Path, nil
+	if s.Config.Hash == config.HashAuto {
+		return s.Roots.SigHash(kver)
 	}
-	return s.Roots.SigHash(kver)
+	if h, err := sign.ParseHash(s.Config.Hash); err == nil && ValidName("kernel", kver) == nil {
+		for _, f := range s.Roots.KernelConfigFiles(kver) {
+			pol, err := sign.KernelPolicyFile(f)
+			if err != nil {
+				continue
+			}
+			if !pol.HasHash(h) {
+				return "", f, fmt.Errorf("hash = %s in %s, but kernel %s has no %s (%s), so it would refuse the modules; set hash = auto", s.Config.Hash, s.Config.Path, kver, s.Config.Hash, f)
+			}
+			break
+		}
+	}
+	return s.Config.Hash, s.Config.Path, nil
 }
 
 // signer opens the key for hash once, remembering a failure too.

@@ -58,6 +58,12 @@ func printStatus(e *env, rep *status.Report) {
 	if enf := rep.Enforcement; enf.Known {
 		fmt.Fprintf(w, "running kernel enforces module signatures: %s (%s)\n", yesNo(enf.Enforced), enf.Why)
 	}
+	if b := rep.Boot; b.EFI {
+		fmt.Fprintf(w, "Secure Boot: %s; shim's MokListTrustedRT: %s; .platform (firmware db) counts for modules: %s (%s)\n",
+			b.SecureBoot, b.MokListTrusted, b.Platform.Answer, b.Platform.Why)
+	} else {
+		fmt.Fprintf(w, "Secure Boot: none (the machine did not boot through UEFI)\n")
+	}
 	c := rep.Certificate
 	if c.Error != "" {
 		fmt.Fprintf(w, "certificate: %s (cannot tell our signatures from others)\n", strings.TrimPrefix(c.Error, "certificate: "))
@@ -66,6 +72,12 @@ func printStatus(e *env, rep *status.Report) {
 		fmt.Fprintf(w, "certificate: %s, serial %s, valid until %s\n", c.KeyType, c.Serial, c.NotAfter)
 		if c.Warning != "" {
 			fmt.Fprintf(w, "warning: %s\n", c.Warning)
+		}
+		for _, p := range c.Problems {
+			fmt.Fprintf(w, "warning: certificate: %s\n", p)
+		}
+		if c.Fix != "" {
+			fmt.Fprintf(w, "to have it trusted: %s\n", c.Fix)
 		}
 	}
 	if len(rep.Packages) == 0 {

@@ -16,17 +16,23 @@ func TestFix(t *testing.T) {
 		mok   kerneltrust.MokState
 		efi   bool
 		want  string // "" or a substring
+		// untrusted: shim did not set MokListTrustedRT
+		untrusted bool
 	}{
-		{TrustYes, kerneltrust.MokEnrolled, true, ""},
-		{TrustUnknown, kerneltrust.MokUnknown, true, ""},
-		{TrustKeyringUnknown, kerneltrust.MokUnknown, true, ""},
-		{TrustNo, kerneltrust.MokPending, true, "its enrollment is pending: reboot and confirm it in MokManager"},
-		{TrustNo, kerneltrust.MokNotEnrolled, true, "enroll it: dkms-sign-hook enroll, then reboot"},
-		{TrustOtherKeyrings, kerneltrust.MokNotEnrolled, true, "enroll it: dkms-sign-hook enroll"},
-		{TrustNo, kerneltrust.MokEnrolled, true, "it is enrolled as a MOK, but the running kernel did not load it"},
-		{TrustNo, kerneltrust.MokUnknown, false, "did not boot through UEFI"},
+		{TrustOtherKeyrings, kerneltrust.MokEnrolled, true, "run mokutil --trust-mok", true},
+		{TrustYes, kerneltrust.MokEnrolled, true, "", false},
+		{TrustUnknown, kerneltrust.MokUnknown, true, "", false},
+		{TrustKeyringUnknown, kerneltrust.MokUnknown, true, "", false},
+		{TrustNo, kerneltrust.MokPending, true, "its enrollment is pending: reboot and confirm it in MokManager", false},
+		{TrustNo, kerneltrust.MokNotEnrolled, true, "enroll it: dkms-sign-hook enroll, then reboot", false},
+		{TrustOtherKeyrings, kerneltrust.MokNotEnrolled, true, "enroll it: dkms-sign-hook enroll", false},
+		{TrustNo, kerneltrust.MokEnrolled, true, "it is enrolled as a MOK, but the running kernel did not load it", false},
+		{TrustNo, kerneltrust.MokUnknown, false, "did not boot through UEFI", false},
 	} {
-		rep := &Report{Boot: kerneltrust.Boot{EFI: tc.efi, Platform: debian}}
+		rep := &Report{Boot: kerneltrust.Boot{EFI: tc.efi, Platform: debian, MokListTrusted: "yes"}}
+		if tc.untrusted {
+			rep.Boot.MokListTrusted = "no"
+		}
 		rep.Certificate.Trust, rep.Certificate.MOK = tc.trust, tc.mok
 		got := rep.fix()
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {

@@ -228,6 +228,9 @@ func (rep *Report) fix() string {
 		return ""
 	case c.MOK == kerneltrust.MokPending:
 		return "its enrollment is pending: reboot and confirm it in MokManager (\"Enroll MOK\", then the password given to mokutil)"
+	case c.MOK == kerneltrust.MokEnrolled && rep.Boot.MokListTrusted == "no":
+		return "it is enrolled as a MOK, but shim does not tell the kernel to trust MOK keys for modules (no MokListTrustedRT: they are in .platform): " +
+			"run mokutil --trust-mok, then reboot and confirm in MokManager"
 	case c.MOK == kerneltrust.MokEnrolled:
 		return "it is enrolled as a MOK, but the running kernel did not load it for modules: " + rep.Boot.Platform.Why
 	case rep.Boot.EFI:

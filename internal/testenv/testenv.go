@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"strings"
 	"testing"
 )
 
@@ -109,4 +110,16 @@ func LockFile(t testing.TB, path string) (unlock func()) {
 		t.Fatalf("lock %s: %v", path, err)
 	}
 	return func() { f.Close() } // closing releases the lock
+}
+
+// KbuildSignFile returns the path, inside the root file system at root, of
+// the sign-file of its linux-kbuild-<version>* package (sid names the
+// directory after the full version, e.g. linux-kbuild-7.2.13+deb14).
+func KbuildSignFile(t testing.TB, root, version string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(root, "usr/lib/linux-kbuild-"+version+"*/scripts/sign-file"))
+	if len(m) != 1 {
+		t.Fatalf("want one linux-kbuild-%s sign-file in %s, found %v", version, root, m)
+	}
+	return strings.TrimPrefix(m[0], root)
 }

@@ -9,21 +9,11 @@ import (
 	"testing"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/debroot"
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testmod"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
-
-// sidSignFile finds Linux 7.2's sign-file in sid's linux-kbuild-7.2 (its
-// directory carries the Debian version, e.g. linux-kbuild-7.2.13+deb14),
-// linked against sid's OpenSSL 3.6.
-func sidSignFile(t *testing.T, root *debroot.Root) string {
-	m, _ := filepath.Glob(filepath.Join(root.Dir, "usr/lib/linux-kbuild-7.2*/scripts/sign-file"))
-	if len(m) != 1 {
-		t.Fatalf("no 7.2 sign-file in %s: %v", root, m)
-	}
-	return strings.TrimPrefix(m[0], root.Dir)
-}
 
 // TestMLDSAOracleSid checks ML-DSA against oracles nobody here wrote, in a
 // sid root: OpenSSL 3.6 reads keygen's keys and certificates; the
@@ -74,7 +64,7 @@ func TestMLDSAOracleSid(t *testing.T) {
 			if err1 != nil || err2 != nil || pub1 != pub2 {
 				t.Fatalf("key and certificate public keys differ for OpenSSL 3.6:\n%s\n%s", pub1, pub2)
 			}
-			oracleForms(t, run, sidSignFile(t, root), work, in, typ, f, mod)
+			oracleForms(t, run, testenv.KbuildSignFile(t, root.Dir, "7.2"), work, in, typ, f, mod)
 		})
 	}
 }

@@ -158,18 +158,58 @@ func TestKernel7(t *testing.T) {
 
 // bench7 is what the 7.x rows need.
 type bench7 struct {
+	t        *testing.T // the test the rows are prepared in
 	k        *kernel7
 	tool     string
 	dir      string
 	unsigned string // dshtest.ko built against the 7.x tree
 	finit    string
+	// sid is a sid root with 7.2's sign-file (sidSignFile, inside it) and
+	// OpenSSL 3.6; sidWork is a scratch directory in it.
+	sid         *debroot.Root
+	sidSignFile string
+	sidWork     string
 }
 
 func newBench7(t *testing.T, k *kernel7, tool string) *bench7 {
 	t.Helper()
-	b := &bench7{k: k, tool: tool, dir: t.TempDir()}
+	b := &bench7{t: t, k: k, tool: tool, dir: t.TempDir()}
 	b.unsigned, b.finit = buildTestModule(t, k.Tree)
+	b.sid = debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
+	b.sidSignFile = testenv.KbuildSignFile(t, b.sid.Dir, "7.2")
+	work, err := os.MkdirTemp(filepath.Join(b.sid.Dir, "tmp"), "dsh-kernel7-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) }) // plain files; Run unmounts what it mounts
+	b.sidWork = work
 	return b
+}
+
+// debianSignFile7 signs a fresh module with 7.2's own sign-file under sid's
+// OpenSSL 3.6, in the sid root: for ML-DSA it always adds signed attributes.
+func debianSignFile7(key string) func(*bench7, string) (string, error) {
+	return func(b *bench7, stem string) (string, error) {
+		in := "/tmp/" + filepath.Base(b.sidWork) + "/"
+		for src, dst := range map[string]string{b.unsigned: stem + ".ko", b.k.Key(key): stem + ".pem", b.k.Cert(key): stem + ".x509"} {
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return "", err
+			}
+			if err := os.WriteFile(filepath.Join(b.sidWork, dst), data, 0o600); err != nil {
+				return "", err
+			}
+		}
+		if out, err := b.sid.Run(b.t, nil, b.sidSignFile, "sha512", in+stem+".pem", in+stem+".x509", in+stem+".ko"); err != nil {
+			return "", fmt.Errorf("7.2 sign-file: %v: %s", err, out)
+		}
+		data, err := os.ReadFile(filepath.Join(b.sidWork, stem+".ko"))
+		if err != nil {
+			return "", err
+		}
+		mod := filepath.Join(b.dir, stem+".ko")
+		return mod, os.WriteFile(mod, data, 0o644)
+	}
 }
 
 // trusted7 are the keys compiled into both 7.x kernels (all made by keygen).
@@ -256,6 +296,9 @@ func matrix7() []row7 {
 			mod := filepath.Join(b.dir, stem+".ko")
 			return mod, cmd(b.tool, "sign-file", "sha512", b.k.Key("mldsa87"), b.k.Cert("mldsa87"), b.unsigned, mod)
 		}},
+		// The kernel's own sign-file (7.2, OpenSSL 3.6) with keygen's ML-DSA key.
+		row7{name: "debian-sign-file-7.2/mldsa65", kernel: "waiver", prepare: debianSignFile7("mldsa65"), want: OK},
+		row7{name: "debian-sign-file-7.2/mldsa65", kernel: "strict", prepare: debianSignFile7("mldsa65"), want: keyRejected, klog: rejected},
 		row7{name: "refused/unsigned", kernel: "strict", want: keyRejected, klog: logUnsigned,
 			prepare: func(b *bench7, stem string) (string, error) {
 				mod := filepath.Join(b.dir, stem+".ko")

@@ -1,0 +1,80 @@
+package keys_test
+
+import (
+	"crypto"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/debroot"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/mldsa"
+)
+
+// TestMLDSAOpenSSLKeys reads ML-DSA keys that sid's OpenSSL 3.6 wrote in its
+// three PKCS#8 forms (seed-priv, seed-only, priv-only): each opens, holds
+// the public key OpenSSL derives from it, and signs what `openssl pkeyutl
+// -verify` accepts (pure ML-DSA, empty context).
+func TestMLDSAOpenSSLKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a sid root (debootstrap); not with -short")
+	}
+	root := debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
+	work, err := os.MkdirTemp(filepath.Join(root.Dir, "tmp"), "dsh-mldsakeys-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) }) // plain files; Run unmounts what it mounts
+	in := "/tmp/" + filepath.Base(work) + "/"
+	run := func(argv ...string) string {
+		t.Helper()
+		out, err := root.Run(t, nil, argv...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+		return out
+	}
+	msg := []byte("module bytes\x00\x01")
+	if err := os.WriteFile(filepath.Join(work, "msg"), msg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range mldsa.All {
+		run("openssl", "genpkey", "-algorithm", p.Name, "-out", in+p.Short+".pem")
+		run("openssl", "pkey", "-in", in+p.Short+".pem", "-pubout", "-out", in+p.Short+".pub")
+		pubData, _ := os.ReadFile(filepath.Join(work, p.Short+".pub"))
+		block, _ := pem.Decode(pubData)
+		if block == nil {
+			t.Fatalf("%s: no PEM public key from openssl", p.Name)
+		}
+		want, err := mldsa.ParsePublicKey(block.Bytes)
+		if err != nil {
+			t.Fatalf("%s: OpenSSL's SubjectPublicKeyInfo: %v", p.Name, err)
+		}
+		for _, form := range []string{"seed-priv", "seed-only", "priv-only"} {
+			name := p.Short + "-" + form + ".pem"
+			run("openssl", "pkey", "-in", in+p.Short+".pem", "-provparam", "ml-dsa.output_formats="+form, "-out", in+name)
+			key, err := keys.Open(filepath.Join(work, name), keys.Options{SkipPermissionCheck: true})
+			if err != nil {
+				t.Fatalf("%s %s: %v", p.Name, form, err)
+			}
+			if !mldsa.Equal(key.Public(), want) {
+				t.Fatalf("%s %s: public key differs from OpenSSL's", p.Name, form)
+			}
+			sig, err := key.Sign(nil, msg, crypto.Hash(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sigName := p.Short + "-" + form + ".sig"
+			if err := os.WriteFile(filepath.Join(work, sigName), sig, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := run("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", in+p.Short+".pub", "-rawin", "-in", in+"msg", "-sigfile", in+sigName)
+			if !strings.Contains(out, "Signature Verified Successfully") {
+				t.Fatalf("%s %s: openssl pkeyutl -verify: %s", p.Name, form, out)
+			}
+			key.Close()
+		}
+	}
+}

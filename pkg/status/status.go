@@ -149,9 +149,14 @@ func Collect(h *dkmsenv.Host, certPath string) (*Report, error) {
 // certPath, as status does: is it trusted for modules, in which keyrings,
 // its MOK state, its problems and the fix.
 func Assess(r dkmsenv.Roots, certPath string) Certificate {
+	return assess(r, certPath).Certificate
+}
+
+// assess is a report on the running system and the certificate alone.
+func assess(r dkmsenv.Roots, certPath string) *Report {
 	rep := &Report{Enforcement: kerneltrust.ReadEnforcement(r.Sys())}
 	rep.readCertificate(r, certPath)
-	return rep.Certificate
+	return rep
 }
 
 // A knownCert is a certificate a module may be signed with, and whether the

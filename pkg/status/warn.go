@@ -19,8 +19,12 @@ func WarnUntrusted(log logrus.FieldLogger, r dkmsenv.Roots, certPath string, bui
 		if b.KernelVer != running {
 			continue
 		}
-		c := Assess(r, certPath)
-		if (c.Trust == TrustNo || c.Trust == TrustOtherKeyrings) && c.MOK != kerneltrust.MokPending && c.Fix != "" {
+		rep := assess(r, certPath)
+		c := rep.Certificate
+		// Only where the kernel refuses (or Secure Boot makes it refuse) what
+		// it cannot verify: elsewhere an untrusted key merely taints.
+		refuses := rep.Enforcement.Enforced || rep.Boot.SecureBoot == "enabled"
+		if refuses && (c.Trust == TrustNo || c.Trust == TrustOtherKeyrings) && c.MOK != kerneltrust.MokPending && c.Fix != "" {
 			log.Warnf("*** the running kernel %s does not trust %s (%s): it will refuse these modules where signatures are enforced; %s ***",
 				running, certPath, c.Trust.Text(c.Keyrings), c.Fix)
 		}

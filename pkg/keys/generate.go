@@ -170,9 +170,6 @@ func generateKey(o GenerateOptions) (crypto.Signer, error) {
 		if o.Bits != 0 || o.Curve != "" {
 			return nil, fmt.Errorf("%s keys take neither bits nor a curve", p.Short)
 		}
-		if o.Passphrase != nil {
-			return nil, fmt.Errorf("%s: encrypted ML-DSA keys are not supported; keep the key unencrypted (mode 0600) or on removable media", p.Short)
-		}
 		return p.GenerateKey(o.Rand)
 	}
 }
@@ -195,8 +192,17 @@ func createCertificate(rnd io.Reader, tmpl *x509.Certificate, signer crypto.Sign
 
 func pkcs8Key(signer crypto.Signer, o GenerateOptions) ([]byte, error) {
 	if _, ok := mldsa.Of(signer); ok {
-		// What OpenSSL 3.5+ writes by default: seed and expanded key.
-		return mldsa.MarshalPKCS8(signer, mldsa.Both)
+		// What OpenSSL 3.5+ writes by default: seed and expanded key,
+		// encrypted as its genpkey -aes256 does.
+		der, err := mldsa.MarshalPKCS8(signer, mldsa.Both)
+		if err != nil || o.Passphrase == nil {
+			return der, err
+		}
+		defer wipe(der)
+		if len(o.Passphrase) == 0 {
+			return nil, errors.New("empty passphrase")
+		}
+		return encryptPBES2(der, o.Passphrase, o.Rand, 600000)
 	}
 	if o.Passphrase == nil {
 		return x509.MarshalPKCS8PrivateKey(signer)

@@ -3,6 +3,7 @@ package keys_test
 import (
 	"crypto"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,5 +77,37 @@ func TestMLDSAOpenSSLKeys(t *testing.T) {
 			}
 			key.Close()
 		}
+		testEncryptedMLDSA(t, run, work, in, p, want)
+	}
+}
+
+// testEncryptedMLDSA: a key OpenSSL encrypts (genpkey -aes256) opens with
+// its passphrase and not with another; one keygen encrypts, OpenSSL opens.
+func testEncryptedMLDSA(t *testing.T, run func(...string) string, work, in string, p *mldsa.Params, want crypto.PublicKey) {
+	t.Helper()
+	run("openssl", "pkcs8", "-topk8", "-v2", "aes256", "-in", in+p.Short+".pem", "-passout", "pass:secret", "-out", in+p.Short+"-enc.pem")
+	pass := func(s string) keys.Options {
+		return keys.Options{SkipPermissionCheck: true, Getenv: func(string) string { return s }}
+	}
+	key, err := keys.Open(filepath.Join(work, p.Short+"-enc.pem"), pass("secret"))
+	if err != nil {
+		t.Fatalf("%s encrypted by OpenSSL: %v", p.Name, err)
+	}
+	if !mldsa.Equal(key.Public(), want) {
+		t.Fatalf("%s encrypted by OpenSSL: wrong public key", p.Name)
+	}
+	if _, err := keys.Open(filepath.Join(work, p.Short+"-enc.pem"), pass("wrong")); !errors.Is(err, keys.ErrWrongPassphrase) {
+		t.Fatalf("%s encrypted by OpenSSL, wrong passphrase: %v", p.Name, err)
+	}
+	g, err := keys.Generate(keys.GenerateOptions{Type: p.Short, CommonName: "enc", Passphrase: []byte("secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, p.Short+"-ours-enc.pem"), g.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := run("openssl", "pkey", "-in", in+p.Short+"-ours-enc.pem", "-passin", "pass:secret", "-noout", "-text")
+	if !strings.Contains(out, p.Name) {
+		t.Fatalf("OpenSSL on keygen's encrypted %s key:\n%s", p.Name, out)
 	}
 }

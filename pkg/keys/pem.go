@@ -99,12 +99,13 @@ func decodeKeyBlock(block *pem.Block, what string, o *Options) (crypto.Signer, e
 		}
 		key, err := parsePKCS8Encrypted(der, pass)
 		if err != nil {
+			// youmark/pkcs8 decrypts into crypto/x509, which knows no ML-DSA
+			// (and then reports an incorrect password): try that here.
+			if k, mlErr := decryptMLDSA(der, pass, source); mlErr == nil {
+				return k, nil
+			}
 			if strings.Contains(err.Error(), "incorrect password") {
 				return nil, fmt.Errorf("%w (from %s)", ErrWrongPassphrase, source)
-			}
-			if strings.Contains(err.Error(), "unknown algorithm") {
-				// Decrypted, but crypto/x509 cannot parse the key inside: ML-DSA.
-				return nil, errors.New("encrypted key of an algorithm crypto/x509 does not know (ML-DSA?): store it unencrypted, mode 0600 (openssl pkey -in KEY -out PLAIN), or on a token")
 			}
 			return nil, fmt.Errorf("encrypted PKCS#8: %v (re-encrypt with: openssl pkcs8 -topk8 -v2 aes256)", err)
 		}
@@ -159,4 +160,25 @@ func checkSigner(key any) (crypto.Signer, error) {
 		}
 	}
 	return nil, fmt.Errorf("unsupported key type %T (the kernel verifies RSA, ECDSA and, from Linux 7.0, ML-DSA module signatures)", key)
+}
+
+// decryptMLDSA reads an encrypted PKCS#8 ML-DSA key (PBES2, as OpenSSL 3.5+
+// genpkey -aes256 writes it).
+func decryptMLDSA(der, pass []byte, source string) (crypto.Signer, error) {
+	plain, err := decryptPBES2(der, pass)
+	if errors.Is(err, ErrWrongPassphrase) {
+		return nil, fmt.Errorf("%w (from %s)", ErrWrongPassphrase, source)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encrypted PKCS#8: %w", err)
+	}
+	defer wipe(plain)
+	if !mldsa.IsPKCS8(plain) {
+		return nil, errors.New("encrypted PKCS#8 holds a key of an algorithm the kernel does not verify")
+	}
+	key, err := mldsa.ParsePKCS8(plain)
+	if err != nil {
+		return nil, err
+	}
+	return checkSigner(key)
 }

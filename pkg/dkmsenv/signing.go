@@ -242,6 +242,7 @@ func (s *Signing) keyFailed(b Build, files []string, err error) error {
 		WarnUnsigned(s.Log, b, files, "the key is unusable")
 		return err
 	}
+	s.Log.Warn(err.Error()) // why: no such file, no answer within the timeout...
 	return s.keyGone(b, files, what)
 }
 

@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
 
@@ -54,6 +56,12 @@ func TestFleet(t *testing.T) {
 		}
 		f.assertSameAsSignFile(f.hosts[0])
 		f.assertOpenSSLVerifies(f.hosts[1])
+	})
+
+	t.Run("throughput", func(t *testing.T) {
+		f.t = t
+		f.throughput(f.keys["rsa"], 40)
+		f.throughput(f.keys["ec"], 40)
 	})
 
 	t.Run("no-key-on-hosts", func(t *testing.T) {
@@ -316,4 +324,83 @@ func (f *fleet) killMidBatch(h *host) {
 func logLines(path string) int {
 	b, _ := os.ReadFile(path)
 	return bytes.Count(b, []byte("\n"))
+}
+
+// throughput measures what one SoftHSM signer gives to N concurrent
+// clients (each a `dkms-sign-hook sign --jobs 1` process signing modules
+// through its own ssh session, spread over both hosts), and how long a
+// host waits meanwhile to sign its package's modules (`sign --dkms`, the
+// hook's work). It logs the figures; it asserts only that every signature
+// was made.
+func (f *fleet) throughput(k *fleetKey, perClient int) {
+	t := f.t
+	for _, n := range []int{1, 2, 4, 8} {
+		type client struct {
+			h     *host
+			files []string
+		}
+		var clients []client
+		for i := 0; i < n; i++ {
+			h := f.hosts[i%len(f.hosts)]
+			dir := filepath.Join(h.dir, "bench", strings.Repeat("c", i+1))
+			os.MkdirAll(dir, 0o700)
+			src, err := os.ReadFile(f.modules(h)[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var files []string
+			for j := 0; j < perClient; j++ {
+				p := filepath.Join(dir, fmt.Sprintf("m%03d.ko", j))
+				os.WriteFile(p, src, 0o644)
+				if _, err := sign.StripFile(p); err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, p)
+			}
+			clients = append(clients, client{h, files})
+		}
+		// The waiting host's package: back to DKMS's own signature.
+		for _, m := range f.modules(f.hosts[0]) {
+			sign.StripFile(m)
+		}
+		uri := "pkcs11:token=" + tokenLabel + ";object=" + k.label + "?module-path=" + keys.P11KitClient()
+		env := []string{"P11_KIT_SERVER_ADDRESS=unix:path=" + hostSocket, "KBUILD_SIGN_PIN=" + userPIN}
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		start := time.Now()
+		for i, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				args := append([]string{f.bin, "sign", "--jobs", "1", "--hash", "sha256", "--key", uri, "--cert", k.certDER}, c.files...)
+				if out, err := c.h.try(env, args...); err != nil {
+					errs[i] = fmt.Errorf("%s: %v\n%s", c.h.name, err, out)
+				}
+			}()
+		}
+		time.Sleep(500 * time.Millisecond) // the clients are signing
+		hs := time.Now()
+		_, herr := f.tool(f.hosts[0], "sign", "--dkms", "--kernel", f.kver, pkg)
+		hookWait := time.Since(hs)
+		wg.Wait()
+		wall := time.Since(start)
+		for _, err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		if herr != nil {
+			t.Errorf("sign --dkms under load: %v", herr)
+		}
+		total := n * perClient
+		t.Logf("%s: %d clients x %d modules = %d signatures in %v: %.1f signatures/s; meanwhile host1 signed its %d-module build in %v",
+			k.label, n, perClient, total, wall.Round(time.Millisecond), float64(total)/wall.Seconds(), nModules, hookWait.Round(time.Millisecond))
+		for _, c := range clients {
+			for _, p := range c.files {
+				if signedBy(p, k.cert) == nil {
+					t.Errorf("%s: not signed", p)
+				}
+			}
+		}
+	}
 }

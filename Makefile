@@ -68,6 +68,9 @@ install: build
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	./dkms-sign-hook completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/dkms-sign-hook
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/dkms-sign-hook
+	install -D -m 0644 docs/fleet.md $(DESTDIR)$(DOCDIR)/fleet.md
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)/examples/fleet
+	install -m 0644 contrib/fleet/* $(DESTDIR)$(DOCDIR)/examples/fleet/
 	$(if $(wildcard README.md),install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md)
 
 # The .deb, built by dpkg-buildpackage in a copy of the tree (tracked and

@@ -10,6 +10,7 @@ apt-get install -y --no-install-recommends \
 	dkms kmod linux-kbuild-6.1 linux-headers-amd64 linux-source-6.12 \
 	qemu-system-x86 busybox-static ovmf mtools dosfstools fdisk python3-cryptography \
 	softhsm2 opensc openssl \
+	p11-kit p11-kit-modules openssh-server openssh-client systemd iproute2 util-linux \
 	xz-utils zstd gzip keyutils mokutil \
 	debhelper dh-golang lintian \
 	debootstrap debian-archive-keyring

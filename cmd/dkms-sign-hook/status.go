@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/status"
 )
@@ -42,6 +43,8 @@ func runStatus(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	rep.Token = status.CheckToken(cfg.Key, keys.Options{PKCS11Module: cfg.PKCS11Module,
+		PKCS11Server: cfg.PKCS11Server, PKCS11Timeout: cfg.PKCS11Timeout})
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -80,6 +83,7 @@ func printStatus(e *env, rep *status.Report) {
 			fmt.Fprintf(w, "to have it trusted: %s\n", c.Fix)
 		}
 	}
+	printToken(e, rep.Token)
 	if len(rep.Packages) == 0 {
 		fmt.Fprintf(w, "no DKMS packages\n")
 	}
@@ -94,6 +98,26 @@ func printStatus(e *env, rep *status.Report) {
 				printBuild(e, b)
 			}
 		}
+	}
+}
+
+// printToken says whether the signing token can be reached now, and how.
+func printToken(e *env, t *status.Token) {
+	if t == nil {
+		return
+	}
+	via := ""
+	if t.Server != "" {
+		via = " via p11-kit server " + t.Server
+	}
+	switch {
+	case t.Reachable:
+		fmt.Fprintf(e.stdout, "signing token: %s%s: reachable (token %q, serial %s)\n", t.URI, via, t.Label, t.Serial)
+	case t.Unreachable:
+		fmt.Fprintf(e.stdout, "signing token: %s%s: UNREACHABLE (each call waits at most %s): %s\n", t.URI, via, t.Timeout, oneLine(t.Error))
+		fmt.Fprintf(e.stdout, "warning: modules DKMS builds meanwhile stay unsigned; `dkms-sign-hook sign --dkms` signs them once the token is back\n")
+	default:
+		fmt.Fprintf(e.stdout, "signing token: %s%s: %s\n", t.URI, via, oneLine(t.Error))
 	}
 }
 

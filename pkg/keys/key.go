@@ -113,7 +113,8 @@ var (
 // a hung signer never hangs a DKMS build inside an apt upgrade.
 const DefaultPKCS11Timeout = 30 * time.Second
 
-func (o *Options) timeout() time.Duration {
+// Timeout is PKCS11Timeout, or DefaultPKCS11Timeout when that is 0.
+func (o *Options) Timeout() time.Duration {
 	if o.PKCS11Timeout > 0 {
 		return o.PKCS11Timeout
 	}

@@ -61,7 +61,7 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 	}
 	var ctx *crypto11.Context
 	var signer crypto.Signer
-	err = callWithin(t.load, o.timeout(), "open "+name, func() error {
+	err = callWithin(t.load, o.Timeout(), "open "+name, func() error {
 		var err error
 		ctx, signer, err = login(t, u, pin, source)
 		return err
@@ -70,12 +70,12 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key %s: token %q%s: %w", name, t.Label, t.via(), err)
 	}
-	ts := &tokenSigner{s: signer, pub: signer.Public(), module: t.load, timeout: o.timeout(), remote: t.Server != ""}
+	ts := &tokenSigner{s: signer, pub: signer.Public(), module: t.load, timeout: o.Timeout(), remote: t.Server != ""}
 	return &Key{
 		Signer: ts,
 		desc:   describe(signer.Public()) + " " + name,
 		close: func() error {
-			return callWithin(t.load, o.timeout(), "close", ctx.Close)
+			return callWithin(t.load, o.Timeout(), "close", ctx.Close)
 		},
 	}, nil
 }
@@ -108,7 +108,7 @@ func reachToken(u *PKCS11URI, o *Options) (*Token, error) {
 		return nil, err
 	}
 	t := &Token{Module: module, Server: addr, load: load}
-	err = callWithin(load, o.timeout(), "find token", func() error {
+	err = callWithin(load, o.Timeout(), "find token", func() error {
 		pkcs11Mu.Lock()
 		defer pkcs11Mu.Unlock()
 		return findSlot(t, u)

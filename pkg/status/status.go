@@ -27,8 +27,10 @@ type Report struct {
 	// kernel uses .platform.
 	Boot        kerneltrust.Boot `json:"boot"`
 	Certificate Certificate      `json:"certificate"`
-	Packages    []Package        `json:"packages"`
-	Builds      []Build          `json:"builds"`
+	// Token: the signing token, when the key is a pkcs11: URI (CheckToken).
+	Token    *Token    `json:"token,omitempty"`
+	Packages []Package `json:"packages"`
+	Builds   []Build   `json:"builds"`
 	// UbuntuMOK is the MOK certificate Ubuntu's DKMS signs with, when the
 	// system has one (/var/lib/shim-signed/mok/MOK.der).
 	UbuntuMOK string `json:"ubuntu_mok,omitempty"`

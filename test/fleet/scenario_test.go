@@ -56,6 +56,7 @@ func TestFleet(t *testing.T) {
 		}
 		f.assertSameAsSignFile(f.hosts[0])
 		f.assertOpenSSLVerifies(f.hosts[1])
+		f.assertTokenStatus(f.hosts[0], true)
 	})
 
 	t.Run("throughput", func(t *testing.T) {
@@ -114,6 +115,7 @@ func TestFleet(t *testing.T) {
 	t.Run("tunnel-stopped", func(t *testing.T) {
 		f.t = t
 		f.stopService(h.machine, h.socket)
+		f.assertTokenStatus(h, false)
 		f.unreachable(h, "the p11-kit server shows no token")
 		f.startSocket(h)
 		f.catchUp(h)
@@ -334,6 +336,7 @@ func logLines(path string) int {
 // was made.
 func (f *fleet) throughput(k *fleetKey, perClient int) {
 	t := f.t
+	f.baseline(k, perClient)
 	for _, n := range []int{1, 2, 4, 8} {
 		type client struct {
 			h     *host
@@ -380,7 +383,7 @@ func (f *fleet) throughput(k *fleetKey, perClient int) {
 		}
 		time.Sleep(500 * time.Millisecond) // the clients are signing
 		hs := time.Now()
-		_, herr := f.tool(f.hosts[0], "sign", "--dkms", "--kernel", f.kver, pkg)
+		hout, herr := f.tool(f.hosts[0], "sign", "--dkms", "--kernel", f.kver, pkg)
 		hookWait := time.Since(hs)
 		wg.Wait()
 		wall := time.Since(start)
@@ -390,7 +393,7 @@ func (f *fleet) throughput(k *fleetKey, perClient int) {
 			}
 		}
 		if herr != nil {
-			t.Errorf("sign --dkms under load: %v", herr)
+			t.Errorf("sign --dkms under load: %v\n%s", herr, hout)
 		}
 		total := n * perClient
 		t.Logf("%s: %d clients x %d modules = %d signatures in %v: %.1f signatures/s; meanwhile host1 signed its %d-module build in %v",
@@ -402,5 +405,55 @@ func (f *fleet) throughput(k *fleetKey, perClient int) {
 				}
 			}
 		}
+	}
+}
+
+// baseline: the same work on the signer itself, one client, with the key
+// as a PEM file and with SoftHSM loaded directly: what the remoting costs.
+func (f *fleet) baseline(k *fleetKey, perClient int) {
+	t := f.t
+	src, err := os.ReadFile(f.modules(f.hosts[0])[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(f.signerDir, "bench")
+	os.MkdirAll(dir, 0o700)
+	for _, c := range []struct{ name, key string }{
+		{"PEM key", k.pem},
+		{"SoftHSM directly", "pkcs11:token=" + tokenLabel + ";object=" + k.label + "?module-path=/usr/lib/softhsm/libsofthsm2.so"},
+	} {
+		var files []string
+		for j := 0; j < perClient; j++ {
+			p := filepath.Join(dir, fmt.Sprintf("m%03d.ko", j))
+			os.WriteFile(p, src, 0o644)
+			sign.StripFile(p)
+			files = append(files, p)
+		}
+		start := time.Now()
+		args := append([]string{f.bin, "sign", "--jobs", "1", "--hash", "sha256", "--key", c.key, "--cert", k.certDER}, files...)
+		if out, err := f.signer.try([]string{"KBUILD_SIGN_PIN=" + userPIN}, args...); err != nil {
+			t.Errorf("baseline %s: %v\n%s", c.name, err, out)
+		}
+		took := time.Since(start)
+		t.Logf("%s: on the signer itself, %s, 1 client x %d modules: %v: %.1f signatures/s", k.label, c.name, perClient, took.Round(time.Millisecond), float64(perClient)/took.Seconds())
+	}
+}
+
+// assertTokenStatus: `status` says whether the token is reachable, and
+// through which server.
+func (f *fleet) assertTokenStatus(h *host, reachable bool) {
+	t := f.t
+	out, err := f.tool(h, "status", "--override", f.override)
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	want := "signing token: pkcs11:token=" + tokenLabel + ";object=" + h.key.label + " via p11-kit server unix:path=" + hostSocket + ": "
+	if reachable {
+		want += "reachable (token \"" + tokenLabel + "\", serial "
+	} else {
+		want += "UNREACHABLE (each call waits at most " + p11Timeout.String() + ")"
+	}
+	if !strings.Contains(out, want) {
+		t.Errorf("status does not say %q:\n%s", want, out)
 	}
 }

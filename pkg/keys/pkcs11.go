@@ -61,7 +61,7 @@ func openPKCS11(ref string, o *Options) (*Key, error) {
 	}
 	var ctx *crypto11.Context
 	var signer crypto.Signer
-	err = callWithin(t.load, o.Timeout(), "open "+name, func() error {
+	err = callWithin(t.load, o.Timeout(), "log in", func() error {
 		var err error
 		ctx, signer, err = login(t, u, pin, source)
 		return err

@@ -70,14 +70,16 @@ type fleetKey struct {
 
 type host struct {
 	*machine
-	n      int
-	addr   string // the signer, as this host reaches it
-	dir    string
-	conf   string
-	log    string
-	key    *fleetKey
-	socket *service
-	src    string
+	n    int
+	addr string // the signer, as this host reaches it
+	dir  string
+	conf string
+	// confDefault: conf without pkcs11_timeout (the default, 30s)
+	confDefault string
+	log         string
+	key         *fleetKey
+	socket      *service
+	src         string
 }
 
 func requireAll(t *testing.T) {
@@ -294,6 +296,9 @@ func (f *fleet) setUpHost(h *host) {
 		"pkcs11_server = %s\npkcs11_timeout = %s\n[hook]\nmissing_key = warn\nlog = %s\n",
 		tokenLabel, h.key.label, cert, filepath.Join(etc, "pin"), hostSocket, p11Timeout, h.log)
 	os.WriteFile(h.conf, []byte(conf), 0o600)
+	// As shipped: the default pkcs11_timeout (30s), for the figures under load.
+	h.confDefault = filepath.Join(etc, "default-timeout.conf")
+	os.WriteFile(h.confDefault, []byte(strings.Replace(conf, "pkcs11_timeout = "+p11Timeout.String()+"\n", "", 1)), 0o600)
 	h.src = filepath.Join(h.dir, "src")
 	writePackage(t, filepath.Join(h.src, pkg+"-"+pkgVer))
 }

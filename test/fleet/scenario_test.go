@@ -383,7 +383,7 @@ func (f *fleet) throughput(k *fleetKey, perClient int) {
 		}
 		time.Sleep(500 * time.Millisecond) // the clients are signing
 		hs := time.Now()
-		hout, herr := f.tool(f.hosts[0], "sign", "--dkms", "--kernel", f.kver, pkg)
+		hout, herr := f.tool(f.hosts[0], "sign", "--dkms", "--config", f.hosts[0].confDefault, "--kernel", f.kver, pkg)
 		hookWait := time.Since(hs)
 		wg.Wait()
 		wall := time.Since(start)

@@ -7,9 +7,11 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,4 +124,38 @@ func KbuildSignFile(t testing.TB, root, version string) string {
 		t.Fatalf("want one linux-kbuild-%s sign-file in %s, found %v", version, root, m)
 	}
 	return strings.TrimPrefix(m[0], root)
+}
+
+// HeadersKernel is the release of a kernel whose headers are installed
+// (/lib/modules/RELEASE/build/.config): what dkms builds against. "" if none.
+func HeadersKernel() string {
+	ents, _ := os.ReadDir("/lib/modules")
+	for _, e := range ents {
+		if _, err := os.Stat("/lib/modules/" + e.Name() + "/build/.config"); err == nil {
+			return e.Name()
+		}
+	}
+	return ""
+}
+
+// Override writes contrib/dkms/dkms-override.conf into dir with the hook's
+// path set to bin (the installed file names /usr/sbin/dkms-sign-hook) and
+// returns its path: what `enable --override` links DKMS packages to.
+func Override(t testing.TB, bin, dir string) string {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	tmpl, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "contrib", "dkms", "dkms-override.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const installed = "_dsh_bin=/usr/sbin/dkms-sign-hook\n"
+	if !bytes.Contains(tmpl, []byte(installed)) {
+		t.Fatalf("contrib/dkms/dkms-override.conf has no line %q", installed)
+	}
+	p := filepath.Join(dir, "dkms-override.conf")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(p, bytes.Replace(tmpl, []byte(installed), []byte("_dsh_bin="+bin+"\n"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

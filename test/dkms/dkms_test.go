@@ -172,20 +172,7 @@ func (r *rig) buildBinary() {
 	if err := os.Symlink(r.bin, r.signFile); err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := os.ReadFile("../../contrib/dkms/dkms-override.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const installed = "_dsh_bin=/usr/sbin/dkms-sign-hook\n"
-	if !bytes.Contains(tmpl, []byte(installed)) {
-		t.Fatalf("contrib/dkms/dkms-override.conf has no line %q", installed)
-	}
-	r.override = filepath.Join(r.dir, "share", "dkms-override.conf")
-	os.MkdirAll(filepath.Dir(r.override), 0o755)
-	out := bytes.Replace(tmpl, []byte(installed), []byte("_dsh_bin="+r.bin+"\n"), 1)
-	if err := os.WriteFile(r.override, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r.override = testenv.Override(t, r.bin, filepath.Join(r.dir, "share"))
 }
 
 func (r *rig) makeKey() {

@@ -11,7 +11,6 @@
 package fleet
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
@@ -104,7 +103,7 @@ func newFleet(t *testing.T) *fleet {
 	requireAll(t)
 	f := &fleet{t: t, dir: t.TempDir(), start: time.Now().Add(-time.Second), keys: map[string]*fleetKey{}}
 	t.Cleanup(func() { assertNoMountsBelow(t, f.dir) })
-	f.kver = headersKernel()
+	f.kver = testenv.HeadersKernel()
 	testenv.Require(t, f.kver != "", "kernel headers (apt-get install linux-headers-amd64)")
 	out, err := exec.Command("uname", "-m").Output()
 	if err != nil {
@@ -144,18 +143,7 @@ func (f *fleet) buildTool() {
 	if out, err := exec.Command("go", "build", "-o", f.bin, "../../cmd/dkms-sign-hook").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	tmpl, err := os.ReadFile("../../contrib/dkms/dkms-override.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const installed = "_dsh_bin=/usr/sbin/dkms-sign-hook\n"
-	if !bytes.Contains(tmpl, []byte(installed)) {
-		t.Fatalf("contrib/dkms/dkms-override.conf has no line %q", installed)
-	}
-	f.override = filepath.Join(f.mkdir("share", 0o755), "dkms-override.conf")
-	if err := os.WriteFile(f.override, bytes.Replace(tmpl, []byte(installed), []byte("_dsh_bin="+f.bin+"\n"), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f.override = testenv.Override(t, f.bin, f.mkdir("share", 0o755))
 }
 
 func openssl(t *testing.T, args ...string) {
@@ -350,16 +338,6 @@ func writePackage(t *testing.T, dir string) {
 	}
 	os.WriteFile(filepath.Join(dir, "dkms.conf"), []byte(conf), 0o644)
 	os.WriteFile(filepath.Join(dir, "Makefile"), []byte("obj-m := "+strings.Join(objs, " ")+"\n"), 0o644)
-}
-
-func headersKernel() string {
-	ents, _ := os.ReadDir("/lib/modules")
-	for _, e := range ents {
-		if _, err := os.Stat(filepath.Join("/lib/modules", e.Name(), "build", ".config")); err == nil {
-			return e.Name()
-		}
-	}
-	return ""
 }
 
 func (f *fleet) env(h *host) []string {

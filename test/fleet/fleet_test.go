@@ -265,6 +265,16 @@ func (f *fleet) setUpHost(h *host) {
 	}
 	h.mountTmpfs("/run")
 	h.mountTmpfs(dkmsTree)
+	// Its own /lib/modules/KVER, holding only the headers' link: what other
+	// tests do there (test/dkms makes modules.dep ask DKMS for xz) is not
+	// this host's, and DKMS writes nothing outside the host.
+	kdir := "/lib/modules/" + f.kver
+	headers, err := os.Readlink(kdir + "/build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mountTmpfs(kdir)
+	h.run("ln", "-s", headers, kdir+"/build")
 	h.run("mount", "--bind", filepath.Join(h.dir, "etc-dkms"), "/etc/dkms")
 
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h.name, "-f", filepath.Join(etc, "id_ed25519")).CombinedOutput(); err != nil {
@@ -344,17 +354,6 @@ func (f *fleet) env(h *host) []string {
 	return []string{"DKMS_SIGN_HOOK_CONFIG=" + h.conf}
 }
 
-// dkms runs dkms on the host with the tool's configuration in the environment.
-func (f *fleet) dkms(h *host, args ...string) (string, time.Duration) {
-	f.t.Helper()
-	start := time.Now()
-	out, err := h.try(f.env(h), append([]string{"dkms"}, args...)...)
-	if err != nil {
-		f.t.Fatalf("%s: dkms %s: %v\n%s", h.name, strings.Join(args, " "), err, out)
-	}
-	return out, time.Since(start)
-}
-
 func (f *fleet) tool(h *host, args ...string) (string, error) {
 	return h.try(f.env(h), append([]string{f.bin}, args...)...)
 }
@@ -392,16 +391,33 @@ func signedBy(path string, certs ...*x509.Certificate) *x509.Certificate {
 	return nil
 }
 
-// build (re)builds the package on a host with the hook enabled.
-func (f *fleet) build(h *host) (string, time.Duration) {
-	f.t.Helper()
+// build (re)builds the package on a host with the hook enabled. It may run
+// on another goroutine than the test's: it returns errors, never fails t.
+func (f *fleet) build(h *host) (string, time.Duration, error) {
 	if _, err := os.Stat(h.path(filepath.Join(dkmsTree, pkg, pkgVer, "source"))); err != nil {
-		f.dkms(h, "add", "--sourcetree="+h.src, pkg+"/"+pkgVer)
+		if out, err := h.try(f.env(h), "dkms", "add", "--sourcetree="+h.src, pkg+"/"+pkgVer); err != nil {
+			return out, 0, fmt.Errorf("%s: dkms add: %v", h.name, err)
+		}
 		if out, err := f.tool(h, "enable", "--override", f.override, pkg); err != nil {
-			f.t.Fatalf("%s: enable: %v\n%s", h.name, err, out)
+			return out, 0, fmt.Errorf("%s: enable: %v", h.name, err)
 		}
 	}
-	return f.dkms(h, "build", "--force", "--sourcetree="+h.src, pkg+"/"+pkgVer, "-k", f.kver)
+	start := time.Now()
+	out, err := h.try(f.env(h), "dkms", "build", "--force", "--sourcetree="+h.src, pkg+"/"+pkgVer, "-k", f.kver)
+	if err != nil {
+		err = fmt.Errorf("%s: dkms build: %v", h.name, err)
+	}
+	return out, time.Since(start), err
+}
+
+// mustBuild is build on the test's goroutine.
+func (f *fleet) mustBuild(h *host) (string, time.Duration) {
+	f.t.Helper()
+	out, took, err := f.build(h)
+	if err != nil {
+		f.t.Fatalf("%v\n%s", err, out)
+	}
+	return out, took
 }
 
 // splitModule splits a signed module into the signed content and the

@@ -29,6 +29,9 @@ type machine struct {
 func newMachine(t *testing.T, name, logs string) *machine {
 	t.Helper()
 	hold := exec.Command("unshare", "--net", "--mount", "--propagation", "private", "--", "sleep", "infinity")
+	// If the test process dies without its cleanups (a timeout), the
+	// machine dies with it.
+	hold.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := hold.Start(); err != nil {
 		t.Fatalf("%s: unshare: %v", name, err)
 	}
@@ -132,7 +135,7 @@ func (m *machine) start(name string, env []string, args ...string) *service {
 	defer f.Close()
 	cmd := m.command(env, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		m.t.Fatalf("%s: start %s: %v", m.name, name, err)
 	}

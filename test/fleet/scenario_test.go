@@ -36,12 +36,18 @@ func TestFleet(t *testing.T) {
 		var wg sync.WaitGroup
 		outs := make([]string, len(f.hosts))
 		took := make([]time.Duration, len(f.hosts))
+		errs := make([]error, len(f.hosts))
 		start := time.Now()
 		for i, h := range f.hosts {
 			wg.Add(1)
-			go func() { defer wg.Done(); outs[i], took[i] = f.buildNoFatal(h) }()
+			go func() { defer wg.Done(); outs[i], took[i], errs[i] = f.build(h) }()
 		}
 		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("%v\n%s", err, outs[i])
+			}
+		}
 		t.Logf("2 hosts x %d modules, built and signed through the one token at once: %v wall (host1 %v, host2 %v)",
 			nModules, time.Since(start).Round(time.Millisecond), took[0].Round(time.Millisecond), took[1].Round(time.Millisecond))
 		for i, h := range f.hosts {
@@ -135,11 +141,6 @@ func containsPrefix(list []string, s string) bool {
 	return false
 }
 
-func (f *fleet) buildNoFatal(h *host) (string, time.Duration) {
-	defer func() { recover() }()
-	return f.build(h)
-}
-
 func (f *fleet) signerIf(h *host) string {
 	out := f.signer.run("ip", "-o", "addr", "show", "to", h.addr)
 	fl := strings.Fields(out)
@@ -160,7 +161,7 @@ func (f *fleet) stopService(m *machine, s *service) {
 // own signature.
 func (f *fleet) unreachable(h *host, why string) {
 	t := f.t
-	out, took := f.build(h)
+	out, took := f.mustBuild(h)
 	t.Logf("%s: dkms build with the signer unreachable: %v", h.name, took.Round(time.Millisecond))
 	want := "dkms-sign-hook: warning: *** signing token pkcs11:token=" + tokenLabel + ";object=" + h.key.label +
 		" unreachable (p11-kit server " + hostSocket + "): modules of " + pkg + "/" + pkgVer + " for kernel " + f.kver + " are NOT signed"
@@ -279,7 +280,13 @@ func (f *fleet) killMidBatch(h *host) {
 	for try := 1; ; try++ {
 		before := logLines(h.log)
 		done := make(chan string, 1)
-		go func() { out, _ := f.buildNoFatal(h); done <- out }()
+		go func() {
+			out, _, err := f.build(h)
+			if err != nil {
+				out = err.Error() + "\n" + out
+			}
+			done <- out
+		}()
 		killed := false
 		for !killed {
 			select {

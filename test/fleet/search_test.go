@@ -68,21 +68,56 @@ func keyPatterns(t *testing.T, pemFiles, tokenFiles []string, public [][]byte) m
 			pats[filepath.Base(f)+" d"] = b
 		}
 	}
+	files := map[string][]byte{}
 	for _, f := range tokenFiles {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		window("token file "+filepath.Base(f), data)
-		// A public key's object holds its modulus in the clear, as do the
-		// certificates every host has: only windows of secret objects count.
-		for _, pub := range public {
-			if w := pats["token file "+filepath.Base(f)]; w != nil && bytes.Contains(pub, w) {
-				delete(pats, "token file "+filepath.Base(f))
+		files[f] = data
+	}
+	for f, data := range files {
+		// SoftHSM's object files are mostly attribute structure, alike in
+		// every token; the encrypted values are random. Take a random-
+		// looking window found nowhere else: not in the other objects, not
+		// in the certificates (a public key's object holds its modulus in
+		// the clear, as the certificates every host has do).
+		others := public
+		for g, d := range files {
+			if g != f {
+				others = append(others, d)
 			}
+		}
+		if w := secretWindow(data, others); w != nil {
+			pats["token file "+filepath.Base(f)] = w
 		}
 	}
 	return pats
+}
+
+// secretWindow returns a 48-byte window of data that looks random (at
+// least 40 distinct byte values, as random bytes have 44 on average) and
+// occurs in none of others; nil if there is none.
+func secretWindow(data []byte, others [][]byte) []byte {
+	const n = 48
+outer:
+	for i := 0; i+n <= len(data); i += 8 {
+		w := data[i : i+n]
+		seen := map[byte]bool{}
+		for _, b := range w {
+			seen[b] = true
+		}
+		if len(seen) < 40 {
+			continue
+		}
+		for _, o := range others {
+			if bytes.Contains(o, w) {
+				continue outer
+			}
+		}
+		return w
+	}
+	return nil
 }
 
 // searchKey searches every regular file the machine sees (but /proc, /sys,
@@ -120,21 +155,17 @@ func searchKey(t *testing.T, m *machine, since time.Time, pats map[string][]byte
 func searchMain(sinceArg string) int {
 	var since int64
 	fmt.Sscan(sinceArg, &since)
-	type pattern struct {
-		name string
-		b    []byte
-	}
-	var pats []pattern
+	m := newMatcher()
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		h, name, _ := strings.Cut(sc.Text(), "\t")
-		b, err := hex.DecodeString(h)
-		if err == nil && len(b) > 0 {
-			pats = append(pats, pattern{name, b})
+		if b, err := hex.DecodeString(h); err == nil {
+			m.add(name, b)
 		}
 	}
 	var files, read int
 	var size int64
+	buf := make([]byte, 1<<20+maxPattern)
 	filepath.WalkDir("/", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
@@ -162,26 +193,126 @@ func searchMain(sinceArg string) int {
 		read++
 		found := map[string]bool{}
 		// Chunks overlapping by a pattern's length: bounded memory for big files.
-		const overlap = 256
-		buf := make([]byte, 1<<20+overlap)
 		keep := 0
 		for {
 			n, err := io.ReadFull(f, buf[keep:])
 			data := buf[:keep+n]
 			size += int64(n)
-			for _, pt := range pats {
-				if !found[pt.name] && bytes.Contains(data, pt.b) {
-					found[pt.name] = true
-					fmt.Printf("%s: %s\n", p, pt.name)
+			m.scan(data, func(name string) {
+				if !found[name] {
+					found[name] = true
+					fmt.Printf("%s: %s\n", p, name)
 				}
-			}
-			if err != nil {
+			})
+			if err != nil || len(data) < maxPattern {
 				break
 			}
-			keep = copy(buf, data[len(data)-overlap:])
+			keep = copy(buf, data[len(data)-maxPattern+1:])
 		}
 		return nil
 	})
 	fmt.Printf("searched %d files changed since the test began (%d MB), of %d\n", read, size>>20, files)
 	return 0
+}
+
+// matcher finds any of a few byte strings in one pass: each pattern's first
+// matchLen bytes are hashed (Rabin-Karp, a rolling hash over the data), a
+// bitset of hashes rejects almost every position cheaply, and candidates
+// are compared in full.
+const (
+	matchLen   = 32
+	maxPattern = 256 // the chunks' overlap
+)
+
+type matcher struct {
+	pats map[uint64][]namedPattern
+	bits [1 << 16 / 64]uint64
+	pow  uint64 // base^(matchLen-1)
+}
+
+type namedPattern struct {
+	name string
+	b    []byte
+}
+
+const hashBase = 1099511628211
+
+func newMatcher() *matcher {
+	m := &matcher{pats: map[uint64][]namedPattern{}, pow: 1}
+	for i := 0; i < matchLen-1; i++ {
+		m.pow *= hashBase
+	}
+	return m
+}
+
+func (m *matcher) add(name string, b []byte) {
+	if len(b) < matchLen || len(b) > maxPattern {
+		panic(fmt.Sprintf("pattern %s: %d bytes, want %d to %d", name, len(b), matchLen, maxPattern))
+	}
+	h := hashOf(b[:matchLen])
+	m.pats[h] = append(m.pats[h], namedPattern{name, b})
+	m.bits[(h&0xffff)/64] |= 1 << (h & 63)
+}
+
+func hashOf(b []byte) uint64 {
+	var h uint64
+	for _, c := range b {
+		h = h*hashBase + uint64(c)
+	}
+	return h
+}
+
+func (m *matcher) scan(data []byte, hit func(name string)) {
+	if len(data) < matchLen {
+		return
+	}
+	h := hashOf(data[:matchLen])
+	for i := 0; ; i++ {
+		if m.bits[(h&0xffff)/64]&(1<<(h&63)) != 0 {
+			for _, p := range m.pats[h] {
+				if bytes.HasPrefix(data[i:], p.b) {
+					hit(p.name)
+				}
+			}
+		}
+		if i+matchLen >= len(data) {
+			return
+		}
+		h = (h-uint64(data[i])*m.pow)*hashBase + uint64(data[i+matchLen])
+	}
+}
+
+// The key search must be able to say yes: patterns at the start, the end,
+// overlapping each other, in data with near misses.
+func TestMatcher(t *testing.T) {
+	rnd := make([]byte, 100000)
+	for i := range rnd {
+		rnd[i] = byte(i*7919 + i/13)
+	}
+	a := []byte("0123456789abcdef0123456789ABCDEF-pattern-a")
+	b := bytes.Repeat([]byte{0xa5, 0x5a, 0x01}, 20)
+	m := newMatcher()
+	m.add("a", a)
+	m.add("b", b)
+	find := func(data []byte) map[string]bool {
+		got := map[string]bool{}
+		m.scan(data, func(n string) { got[n] = true })
+		return got
+	}
+	data := append(append(append([]byte{}, a...), rnd...), b...)
+	if got := find(data); !got["a"] || !got["b"] {
+		t.Errorf("at the start and the end: %v", got)
+	}
+	near := append(append([]byte{}, rnd...), a[:len(a)-1]...)
+	near = append(near, 'x')
+	if got := find(near); len(got) > 0 {
+		t.Errorf("near miss found: %v", got)
+	}
+	mid := append(append(append([]byte{}, rnd[:5000]...), b...), rnd[5000:]...)
+	if got := find(mid); !got["b"] || got["a"] {
+		t.Errorf("in the middle: %v", got)
+	}
+	if got := find(a[:20]); len(got) > 0 {
+		t.Errorf("short data: %v", got)
+	}
 }

@@ -289,20 +289,24 @@ func (f *fleet) killMidBatch(h *host) {
 			}
 			done <- out
 		}()
-		killed := false
-		for !killed {
-			select {
-			case out := <-done:
-				t.Fatalf("the build finished before the hook signed anything:\n%s", out)
-			default:
-			}
+		var out string
+	poll:
+		for {
 			if logLines(h.log) > before {
 				f.server.signal(syscall.SIGKILL)
-				killed = true
+				out = <-done
+				break
 			}
-			time.Sleep(time.Millisecond)
+			select {
+			case out = <-done:
+				if logLines(h.log) == before {
+					t.Fatalf("the build finished without the hook signing anything:\n%s", out)
+				}
+				f.server.signal(syscall.SIGKILL) // too late: the next try
+				break poll
+			case <-time.After(time.Millisecond):
+			}
 		}
-		out := <-done
 		var ours, untouched int
 		for _, m := range f.modules(h) {
 			switch signedBy(m, h.key.cert, mok) {

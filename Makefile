@@ -41,7 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseTrailer -fuzztime $(FUZZTIME) ./pkg/sign
 	$(GO) test -run '^$$' -fuzz FuzzParsePKCS7 -fuzztime $(FUZZTIME) ./pkg/sign
 	$(GO) test -run '^$$' -fuzz FuzzXZParams -fuzztime $(FUZZTIME) ./pkg/modfile
-	for f in FuzzParsePKCS11URI FuzzParsePEMKey FuzzParseCertificate; do \
+	for f in FuzzParsePKCS11URI FuzzParsePEMKey FuzzParseCertificate FuzzDecryptPBES2; do \
 		$(GO) test -run '^$$' -fuzz $$f -fuzztime $(FUZZTIME) ./pkg/keys || exit 1; done
 	$(GO) test -run '^$$' -fuzz FuzzParseProcKeys -fuzztime $(FUZZTIME) ./pkg/kerneltrust
 	for f in FuzzParsePublicKey FuzzParsePKCS8; do \

@@ -49,3 +49,18 @@ func FuzzParseCertificate(f *testing.F) {
 		ParseCertificate(data)
 	})
 }
+
+// FuzzDecryptPBES2: the PBES2 reader (encrypted ML-DSA keys) never panics
+// and never decrypts hostile input into a key with the wrong passphrase.
+func FuzzDecryptPBES2(f *testing.F) {
+	plain := []byte("0123456789abcdef-private-key-info")
+	good, _ := encryptPBES2(plain, []byte("pw"), rand.Reader, 1)
+	f.Add(good, []byte("pw"))
+	f.Add(good, []byte("wrong"))
+	f.Fuzz(func(t *testing.T, der, pass []byte) {
+		out, err := decryptPBES2(der, pass)
+		if err == nil && len(out) > len(der) {
+			t.Fatalf("decrypted %d bytes out of %d", len(out), len(der))
+		}
+	})
+}

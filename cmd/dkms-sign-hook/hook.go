@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/status"
 )
@@ -13,8 +16,8 @@ import (
 func init() {
 	register(&command{
 		name:  "hook",
-		usage: "[--config FILE] [-- PACKAGE_POST_BUILD [ARGS...]]",
-		short: "DKMS POST_BUILD entry point: sign the modules DKMS just built (set up by enable)",
+		usage: "[--config FILE] [--pre-install BUILD_DIR] [-- PACKAGE_SCRIPT [ARGS...]]",
+		short: "DKMS POST_BUILD (and PRE_INSTALL) entry point: sign the modules DKMS just built (set up by enable)",
 		run:   runHook,
 	})
 }
@@ -26,6 +29,7 @@ func runHook(e *env, args []string) (err error) {
 	c := commands["hook"]
 	fs := newFlags(c, e)
 	cfgPath := fs.String("config", "", "configuration file (default $"+config.EnvVar+", else "+config.DefaultPath+")")
+	preInstall := fs.String("pre-install", "", "run as DKMS's PRE_INSTALL (the override sets it): `BUILD_DIR` is <dkms_tree>/<package>/<version>/<kernelver>/<arch>; the words after -- are the package's own PRE_INSTALL")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +48,9 @@ func runHook(e *env, args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
+	if *preInstall != "" {
+		return hookPreInstall(e, log, cfg, cfgErr, cwd, *preInstall, fs.Args())
+	}
 	// The package's own POST_BUILD runs whatever happens to the signing.
 	chainErr := dkmsenv.RunPostBuild(log, cwd, fs.Args(), e.stdout, e.stderr)
 	r := sysRoots(e)
@@ -59,12 +66,44 @@ func runHook(e *env, args []string) (err error) {
 	}
 	// Without kernelver in the environment (DKMS 2.x autoinstall), every
 	// build of this version: signing again what is signed changes nothing.
-	s := &dkmsenv.Signing{Roots: r, Config: cfg, Log: log, Hook: true,
-		Open: func(hash string) (*sign.Signer, func(), error) { return signerFromConfig(e, cfg, hash, unattended) }}
+	s := hookSigning(e, r, cfg, log)
 	defer s.Close()
 	if errs := s.SignBuilds(builds); len(errs) > 0 {
 		return joinErrors(e, c, errs)
 	}
 	status.WarnUntrusted(log, r, cfg.Certificate, builds)
 	return chainErr
+}
+
+// hookPreInstall is the hook as DKMS's PRE_INSTALL, run from the package's
+// source directory just before DKMS copies the built modules into
+// /lib/modules. DKMS 2.8 on Ubuntu (sign_build) signs with its MOK after
+// POST_BUILD, over our signature: here ours is left alone again. A module
+// signed by our key only is left as it is, without opening the key.
+func hookPreInstall(e *env, log logrus.FieldLogger, cfg *config.Config, cfgErr error, cwd, dir string, argv []string) error {
+	// The package's own PRE_INSTALL first: when it fails, DKMS stops the
+	// install, as it would have.
+	if err := dkmsenv.RunPreInstall(log, cwd, argv, e.stdout, e.stderr); err != nil {
+		return err
+	}
+	b, err := dkmsenv.BuildAt(dir)
+	if err != nil {
+		return err
+	}
+	if cfgErr != nil {
+		dkmsenv.WarnUnsigned(log, b, nil, "the configuration is unusable")
+		return cfgErr
+	}
+	if cert, err := keys.LoadCertificate(cfg.Certificate); err == nil && dkmsenv.SignedOnlyBy(b, cert) {
+		return nil
+	}
+	s := hookSigning(e, sysRoots(e), cfg, log)
+	defer s.Close()
+	return s.SignBuild(b)
+}
+
+// hookSigning signs as DKMS's hook: unattended, absent keys by missing_key.
+func hookSigning(e *env, r dkmsenv.Roots, cfg *config.Config, log logrus.FieldLogger) *dkmsenv.Signing {
+	return &dkmsenv.Signing{Roots: r, Config: cfg, Log: log, Hook: true,
+		Open: func(hash string) (*sign.Signer, func(), error) { return signerFromConfig(e, cfg, hash, unattended) }}
 }

@@ -18,22 +18,35 @@ import (
 // build directory cwd, which is also the working directory; it must be
 // executable, else DKMS only warns.
 func RunPostBuild(log logrus.FieldLogger, cwd string, argv []string, stdout, stderr io.Writer) error {
+	return runPackageScript(log, "post_build", cwd, argv, stdout, stderr)
+}
+
+// RunPreInstall runs a package's own PRE_INSTALL the same way, from the
+// package's source directory cwd. When it fails, DKMS stops the install:
+// the hook must fail then too.
+func RunPreInstall(log logrus.FieldLogger, cwd string, argv []string, stdout, stderr io.Writer) error {
+	return runPackageScript(log, "pre_install", cwd, argv, stdout, stderr)
+}
+
+// runPackageScript runs the package's own script of DKMS's kind
+// (post_build, pre_install) as DKMS's run_build_script does.
+func runPackageScript(log logrus.FieldLogger, kind, cwd string, argv []string, stdout, stderr io.Writer) error {
 	if len(argv) == 0 {
 		return nil
 	}
 	script := filepath.Join(cwd, argv[0])
 	st, err := os.Stat(script)
 	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		log.WithField("script", script).Warn("the package's own post_build script is not executable; not run (as DKMS would)")
+		log.WithField("script", script).Warnf("the package's own %s script is not executable; not run (as DKMS would)", kind)
 		return nil
 	}
-	log.WithField("script", strings.Join(argv, " ")).Info("running the package's own post_build script")
+	log.WithField("script", strings.Join(argv, " ")).Infof("running the package's own %s script", kind)
 	cmd := exec.Command(script, argv[1:]...)
 	cmd.Dir = cwd
 	cmd.Env = ChildEnv()
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("the package's own POST_BUILD %s: %w", argv[0], err)
+		return fmt.Errorf("the package's own %s %s: %w", strings.ToUpper(kind), argv[0], err)
 	}
 	return nil
 }

@@ -1,0 +1,51 @@
+package dkmsenv
+
+import (
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
+)
+
+// BuildAt is the build whose module directory is dir/module, dir being
+// <tree>/<package>/<version>/<kernelver>/<arch>: what the override hands
+// the hook as PRE_INSTALL, which DKMS runs from the package's source
+// directory without saying which kernel it installs for.
+func BuildAt(dir string) (Build, error) {
+	if !filepath.IsAbs(dir) {
+		return Build{}, fmt.Errorf("build directory %s: want an absolute <dkms_tree>/<package>/<version>/<kernelver>/<arch>", dir)
+	}
+	dir = filepath.Clean(dir)
+	var parts [4]string // package, version, kernel, arch
+	for i := len(parts) - 1; i >= 0; i-- {
+		parts[i], dir = filepath.Base(dir), filepath.Dir(dir)
+	}
+	b := Build{Tree: dir, Package: parts[0], Version: parts[1], KernelVer: parts[2], Arch: parts[3], KernelFrom: "pre_install"}
+	for i, kind := range []string{"package", "version", "kernel", "arch"} {
+		if err := ValidName(kind, parts[i]); err != nil {
+			return Build{}, fmt.Errorf("build directory %s: %w", filepath.Join(append([]string{dir}, parts[:]...)...), err)
+		}
+	}
+	return b, nil
+}
+
+// SignedOnlyBy reports whether every module of b carries exactly one
+// signature, by cert: then the hook has nothing to do before the install
+// and needs no key (it may be on media unplugged since the build).
+func SignedOnlyBy(b Build, cert *x509.Certificate) bool {
+	if b.CheckDir() != nil {
+		return false
+	}
+	files, skipped, err := ModuleFiles(b.Dir())
+	if err != nil || len(skipped) > 0 || len(files) == 0 {
+		return false
+	}
+	for _, f := range files {
+		_, by, err := sign.VerifyStack(f, []*x509.Certificate{cert})
+		if err != nil || len(by) != 1 || by[0] == nil {
+			return false
+		}
+	}
+	return true
+}

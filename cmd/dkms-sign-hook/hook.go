@@ -79,13 +79,24 @@ func runHook(e *env, args []string) (err error) {
 // source directory just before DKMS copies the built modules into
 // /lib/modules. DKMS 2.8 on Ubuntu (sign_build) signs with its MOK after
 // POST_BUILD, over our signature: here ours is left alone again. A module
-// signed by our key only is left as it is, without opening the key.
+// signed by our key only is left as it is, without opening the key. Only the
+// package's own PRE_INSTALL failing stops the install; signing problems are
+// reported, as in POST_BUILD, and the module is installed as DKMS left it.
 func hookPreInstall(e *env, log logrus.FieldLogger, cfg *config.Config, cfgErr error, cwd, dir string, argv []string) error {
 	// The package's own PRE_INSTALL first: when it fails, DKMS stops the
 	// install, as it would have.
 	if err := dkmsenv.RunPreInstall(log, cwd, argv, e.stdout, e.stderr); err != nil {
 		return err
 	}
+	if err := preInstallSign(e, log, cfg, cfgErr, dir); err != nil {
+		// Blocking the install would leave the machine without the module,
+		// where DKMS would install it as it built it.
+		log.Warnf("the install goes on with the module as DKMS left it: %v", err)
+	}
+	return nil
+}
+
+func preInstallSign(e *env, log logrus.FieldLogger, cfg *config.Config, cfgErr error, dir string) error {
 	b, err := dkmsenv.BuildAt(dir)
 	if err != nil {
 		return err

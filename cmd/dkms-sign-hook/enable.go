@@ -99,7 +99,7 @@ func printChange(e *env, host *dkmsenv.Host, ch dkmsenv.Change) {
 		fmt.Fprintf(w, "%s: not enabled (%s is not dkms-sign-hook's; left untouched)\n", ch.Package, ch.Path)
 	}
 	for _, s := range ch.Shadowed {
-		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: %s sets POST_BUILD and is read after %s.conf, so the hook will not run for what it covers; add this line at its end: %s\n",
+		fmt.Fprintf(e.stderr, "dkms-sign-hook enable: warning: %s sets POST_BUILD or PRE_INSTALL and is read after %s.conf, so the hook's will not run for what it covers; add this line at its end: %s\n",
 			s, ch.Package, host.MergeLine())
 	}
 }

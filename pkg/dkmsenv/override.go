@@ -104,8 +104,8 @@ func SourcesOverride(path, override string) bool {
 // /etc/dkms/<pkg>.conf, for the package's versions in the tree
 // (<pkg>-<version>.conf, <pkg>-<version>-<kernel>.conf,
 // <pkg>-<version>-<kernel>-<arch>.conf; see read_conf in /usr/sbin/dkms),
-// that set POST_BUILD without sourcing our override: they would silently
-// replace ours.
+// that set POST_BUILD or PRE_INSTALL without sourcing our override: they
+// would silently replace ours.
 func (h *Host) Shadowing(pkg string) []string {
 	ents, err := os.ReadDir(h.Roots.EtcDKMS())
 	if err != nil {
@@ -124,7 +124,7 @@ func (h *Host) Shadowing(pkg string) []string {
 				continue
 			}
 			p := filepath.Join(h.Roots.EtcDKMS(), n)
-			if fileHas(p, "POST_BUILD") && !SourcesOverride(p, h.Override) {
+			if (fileHas(p, "POST_BUILD") || fileHas(p, "PRE_INSTALL")) && !SourcesOverride(p, h.Override) {
 				out = append(out, p)
 			}
 			break
@@ -205,7 +205,7 @@ func (h *Host) RouteOf(pkg string, fw FrameworkState) (Route, string) {
 		note = h.OverridePath(pkg) + " is the admin's and does not include the hook"
 	}
 	if sh := h.Shadowing(pkg); len(sh) > 0 && route != RouteNone {
-		note = strings.TrimPrefix(note+"; ", "; ") + "POST_BUILD replaced by " + strings.Join(sh, ", ")
+		note = strings.TrimPrefix(note+"; ", "; ") + "POST_BUILD or PRE_INSTALL replaced by " + strings.Join(sh, ", ")
 	}
 	return route, note
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
-	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/status"
 )
@@ -88,29 +87,18 @@ func hookPreInstall(e *env, log logrus.FieldLogger, cfg *config.Config, cfgErr e
 	if err := dkmsenv.RunPreInstall(log, cwd, argv, e.stdout, e.stderr); err != nil {
 		return err
 	}
-	if err := preInstallSign(e, log, cfg, cfgErr, dir); err != nil {
+	err := cfgErr
+	if err == nil {
+		s := hookSigning(e, sysRoots(e), cfg, log)
+		defer s.Close()
+		err = s.PreInstall(dir)
+	}
+	if err != nil {
 		// Blocking the install would leave the machine without the module,
 		// where DKMS would install it as it built it.
 		log.Warnf("the install goes on with the module as DKMS left it: %v", err)
 	}
 	return nil
-}
-
-func preInstallSign(e *env, log logrus.FieldLogger, cfg *config.Config, cfgErr error, dir string) error {
-	b, err := dkmsenv.BuildAt(dir)
-	if err != nil {
-		return err
-	}
-	if cfgErr != nil {
-		dkmsenv.WarnUnsigned(log, b, nil, "the configuration is unusable")
-		return cfgErr
-	}
-	if cert, err := keys.LoadCertificate(cfg.Certificate); err == nil && dkmsenv.SignedOnlyBy(b, cert) {
-		return nil
-	}
-	s := hookSigning(e, sysRoots(e), cfg, log)
-	defer s.Close()
-	return s.SignBuild(b)
 }
 
 // hookSigning signs as DKMS's hook: unattended, absent keys by missing_key.

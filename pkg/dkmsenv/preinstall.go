@@ -5,8 +5,25 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
+
+// PreInstall is the hook's work as DKMS's PRE_INSTALL, for the build at dir
+// (see BuildAt), just before DKMS copies its modules into /lib/modules:
+// leave our signature alone on them. Ubuntu's DKMS 2.8 (sign_build) signs
+// with its MOK after POST_BUILD, over ours. Modules signed by our key alone
+// are left as they are, without opening the key.
+func (s *Signing) PreInstall(dir string) error {
+	b, err := BuildAt(dir)
+	if err != nil {
+		return err
+	}
+	if cert, err := keys.LoadCertificate(s.Config.Certificate); err == nil && SignedOnlyBy(b, cert) {
+		return nil
+	}
+	return s.SignBuild(b)
+}
 
 // BuildAt is the build whose module directory is dir/module, dir being
 // <tree>/<package>/<version>/<kernelver>/<arch>: what the override hands

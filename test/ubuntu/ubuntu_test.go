@@ -49,30 +49,18 @@ func TestUbuntu2204(t *testing.T) {
 	if !u.dkms28 {
 		t.Fatalf("the bullseye root's dkms is not 2.8.x")
 	}
-	for _, suffix := range []string{"", ".zst"} {
-		t.Run(name(suffix), func(t *testing.T) {
-			u.t = t
-			u.reset(suffix)
-			u.overrideRoute()
-		})
-	}
-	t.Run("framework", func(t *testing.T) {
-		u.t = t
-		u.reset("")
+	u.eachCompression(t, u.overrideRoute)
+	u.run1(t, "framework", "", func() {
 		// DKMS 2.8 reads no framework.conf.d: enable refuses the route.
 		out, err := u.try("/usr/sbin/dkms-sign-hook", "enable", "--framework")
 		if err == nil || !strings.Contains(out, "framework.conf.d") {
-			t.Errorf("enable --framework with DKMS 2.8: want a refusal naming framework.conf.d; err %v:\n%s", err, out)
+			u.t.Errorf("enable --framework with DKMS 2.8: want a refusal naming framework.conf.d; err %v:\n%s", err, out)
 		}
 		if _, err := os.Stat(u.path("/etc/dkms/framework.conf.d/dkms-sign-hook.conf")); err == nil {
-			t.Errorf("enable --framework wrote the drop-in for DKMS 2.8, which never reads it")
+			u.t.Errorf("enable --framework wrote the drop-in for DKMS 2.8, which never reads it")
 		}
 	})
-	t.Run("package-removed", func(t *testing.T) {
-		u.t = t
-		u.reset("")
-		u.packageRemoved()
-	})
+	u.run1(t, "package-removed", "", u.packageRemoved)
 }
 
 // TestUbuntu2404: DKMS 3 signs with kmodsign and Ubuntu's MOK, compresses,
@@ -82,25 +70,31 @@ func TestUbuntu2404(t *testing.T) {
 	if u.dkms28 {
 		t.Fatalf("the bookworm root's dkms is 2.8.x")
 	}
-	for _, suffix := range []string{"", ".zst"} {
-		t.Run(name(suffix), func(t *testing.T) {
-			u.t = t
-			u.reset(suffix)
-			u.overrideRoute()
-			u.frameworkRoute()
-		})
-	}
-	t.Run("derivative", func(t *testing.T) {
-		u.t = t
-		u.reset(".zst")
+	u.eachCompression(t, func() {
+		u.overrideRoute()
+		u.frameworkRoute()
+	})
+	u.run1(t, "derivative", ".zst", func() {
 		u.write("/etc/os-release", osDerivative, 0o644)
 		u.overrideRoute()
 	})
-	t.Run("package-removed", func(t *testing.T) {
+	u.run1(t, "package-removed", ".zst", u.packageRemoved)
+}
+
+// run1 runs f as subtest name, from a fresh state with compression suffix.
+func (u *ubuntu) run1(t *testing.T, name, suffix string, f func()) {
+	t.Run(name, func(t *testing.T) {
 		u.t = t
-		u.reset(".zst")
-		u.packageRemoved()
+		u.reset(suffix)
+		f()
 	})
+}
+
+// eachCompression runs f with plain modules, then with zstd-compressed ones.
+func (u *ubuntu) eachCompression(t *testing.T, f func()) {
+	for _, suffix := range []string{"", ".zst"} {
+		u.run1(t, name(suffix), suffix, f)
+	}
 }
 
 func name(suffix string) string {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/config"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
@@ -47,12 +45,18 @@ func runHook(e *env, args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
+	r := sysRoots(e)
+	var s *dkmsenv.Signing // unattended, absent keys by missing_key
+	if cfgErr == nil {
+		s = &dkmsenv.Signing{Roots: r, Config: cfg, Log: log, Hook: true,
+			Open: func(hash string) (*sign.Signer, func(), error) { return signerFromConfig(e, cfg, hash, unattended) }}
+		defer s.Close()
+	}
 	if *preInstall != "" {
-		return hookPreInstall(e, log, cfg, cfgErr, cwd, *preInstall, fs.Args())
+		return dkmsenv.PreInstallHook(log, cwd, *preInstall, fs.Args(), e.stdout, e.stderr, s, cfgErr)
 	}
 	// The package's own POST_BUILD runs whatever happens to the signing.
 	chainErr := dkmsenv.RunPostBuild(log, cwd, fs.Args(), e.stdout, e.stderr)
-	r := sysRoots(e)
 	builds, err := r.Discover(cwd, e.getenv)
 	if err != nil {
 		return err
@@ -65,44 +69,9 @@ func runHook(e *env, args []string) (err error) {
 	}
 	// Without kernelver in the environment (DKMS 2.x autoinstall), every
 	// build of this version: signing again what is signed changes nothing.
-	s := hookSigning(e, r, cfg, log)
-	defer s.Close()
 	if errs := s.SignBuilds(builds); len(errs) > 0 {
 		return joinErrors(e, c, errs)
 	}
 	status.WarnUntrusted(log, r, cfg.Certificate, builds)
 	return chainErr
-}
-
-// hookPreInstall is the hook as DKMS's PRE_INSTALL, run from the package's
-// source directory just before DKMS copies the built modules into
-// /lib/modules. DKMS 2.8 on Ubuntu (sign_build) signs with its MOK after
-// POST_BUILD, over our signature: here ours is left alone again. A module
-// signed by our key only is left as it is, without opening the key. Only the
-// package's own PRE_INSTALL failing stops the install; signing problems are
-// reported, as in POST_BUILD, and the module is installed as DKMS left it.
-func hookPreInstall(e *env, log logrus.FieldLogger, cfg *config.Config, cfgErr error, cwd, dir string, argv []string) error {
-	// The package's own PRE_INSTALL first: when it fails, DKMS stops the
-	// install, as it would have.
-	if err := dkmsenv.RunPreInstall(log, cwd, argv, e.stdout, e.stderr); err != nil {
-		return err
-	}
-	err := cfgErr
-	if err == nil {
-		s := hookSigning(e, sysRoots(e), cfg, log)
-		defer s.Close()
-		err = s.PreInstall(dir)
-	}
-	if err != nil {
-		// Blocking the install would leave the machine without the module,
-		// where DKMS would install it as it built it.
-		log.Warnf("the install goes on with the module as DKMS left it: %v", err)
-	}
-	return nil
-}
-
-// hookSigning signs as DKMS's hook: unattended, absent keys by missing_key.
-func hookSigning(e *env, r dkmsenv.Roots, cfg *config.Config, log logrus.FieldLogger) *dkmsenv.Signing {
-	return &dkmsenv.Signing{Roots: r, Config: cfg, Log: log, Hook: true,
-		Open: func(hash string) (*sign.Signer, func(), error) { return signerFromConfig(e, cfg, hash, unattended) }}
 }

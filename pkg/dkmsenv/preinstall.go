@@ -3,11 +3,36 @@ package dkmsenv
 import (
 	"crypto/x509"
 	"fmt"
+	"io"
 	"path/filepath"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
+
+// PreInstallHook is the hook as DKMS's PRE_INSTALL (the override sets it),
+// run from the package's source directory cwd just before DKMS copies the
+// modules of the build at dir into /lib/modules. It runs the package's own
+// PRE_INSTALL (argv) first, whose failure stops the install, as in DKMS;
+// then s.PreInstall. Signing problems (and cfgErr, an unusable
+// configuration, when s is nil) are reported and never stop the install:
+// that would leave the machine without the module, where DKMS would
+// install it as it built it.
+func PreInstallHook(log logrus.FieldLogger, cwd, dir string, argv []string, stdout, stderr io.Writer, s *Signing, cfgErr error) error {
+	if err := RunPreInstall(log, cwd, argv, stdout, stderr); err != nil {
+		return err
+	}
+	err := cfgErr
+	if s != nil {
+		err = s.PreInstall(dir)
+	}
+	if err != nil {
+		log.Warnf("the install goes on with the module as DKMS left it: %v", err)
+	}
+	return nil
+}
 
 // PreInstall is the hook's work as DKMS's PRE_INSTALL, for the build at dir
 // (see BuildAt), just before DKMS copies its modules into /lib/modules:

@@ -51,7 +51,7 @@ func (rep *Report) judgeUbuntuMOK(m *Module, certs []*x509.Certificate) {
 	for _, c := range by[:len(by)-1] {
 		overOurs = overOurs || (c != nil && c != mok.cert)
 	}
-	m.Reason = ReasonUbuntuMOK
+	m.SignedWith, m.Reason = "ubuntu-mok", ReasonUbuntuMOK
 	m.Explanation = "signed by Ubuntu's DKMS MOK (" + rep.UbuntuMOK + "), not by your key"
 	if overOurs {
 		m.Reason = ReasonUbuntuMOKAfterHook

@@ -62,8 +62,8 @@ func printStatus(e *env, rep *status.Report) {
 		fmt.Fprintf(w, "running kernel enforces module signatures: %s (%s)\n", yesNo(enf.Enforced), enf.Why)
 	}
 	if b := rep.Boot; b.EFI {
-		fmt.Fprintf(w, "Secure Boot: %s; shim's MokListTrustedRT: %s; .platform (firmware db) counts for modules: %s (%s)\n",
-			b.SecureBoot, b.MokListTrusted, b.Platform.Answer, b.Platform.Why)
+		fmt.Fprintf(w, "Secure Boot: %s; lockdown: %s; shim's MokListTrustedRT: %s; .platform (firmware db) counts for modules: %s (%s)\n",
+			b.SecureBoot, orUnknown(b.Lockdown), b.MokListTrusted, b.Platform.Answer, b.Platform.Why)
 	} else {
 		fmt.Fprintf(w, "Secure Boot: none (the machine did not boot through UEFI)\n")
 	}
@@ -142,4 +142,11 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

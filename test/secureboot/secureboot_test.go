@@ -255,6 +255,19 @@ func checkEnroll(t *testing.T, res *bootResult, b bootSpec) {
 	if b.mokState == "pending" && !strings.Contains(rep.Certificate.Fix, "pending") {
 		t.Errorf("status: fix %q does not say the enrollment is pending", rep.Certificate.Fix)
 	}
+	// The text README.md quotes.
+	text := caps["status-text"].out
+	want := []string{"Secure Boot: enabled; lockdown: integrity; shim's MokListTrustedRT: yes; .platform (firmware db) counts for modules: yes (Debian's kernel"}
+	if b.mokState == "enrolled" {
+		want = append(want, "trusted by the running kernel: yes (.machine); MOK: enrolled")
+	} else {
+		want = append(want, "trusted by the running kernel: no; MOK: pending enrolment", "to have it trusted: its enrollment is pending: reboot and confirm it in MokManager")
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("status does not print %q:\n%s", w, text)
+		}
+	}
 }
 
 // buildTool builds dkms-sign-hook without cgo: a static binary that runs in

@@ -11,6 +11,6 @@ apt-get install -y --no-install-recommends \
 	qemu-system-x86 busybox-static ovmf mtools dosfstools fdisk python3-cryptography \
 	softhsm2 opensc openssl \
 	p11-kit p11-kit-modules openssh-server openssh-client systemd iproute2 util-linux \
-	xz-utils zstd gzip keyutils mokutil \
+	xz-utils zstd gzip keyutils mokutil time \
 	debhelper dh-golang lintian \
 	debootstrap debian-archive-keyring

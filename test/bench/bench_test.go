@@ -24,23 +24,29 @@ import (
 // A result is one row of the table.
 type result struct {
 	workload, tool string
-	wall           time.Duration
+	wall, cpu      time.Duration
 	rssKiB         int64
 	ratio          string
 }
 
-// measure runs argv once after setup (not timed) and returns its wall time
-// and peak RSS. The RSS comes from /usr/bin/time (ru_maxrss from wait4: for
+// usage is what one measured run cost.
+type usage struct {
+	wall, cpu time.Duration // cpu: user + system, of all its processes
+	rssKiB    int64
+}
+
+// measure runs argv once after setup (not timed) and returns its wall time,
+// CPU time and peak RSS. CPU and RSS come from /usr/bin/time (ru_maxrss from wait4: for
 // a pipeline, its largest process): a child forked straight from this Go
 // process would report this process's own RSS, which Linux carries over
 // into ru_maxrss across the child's exec.
-func measure(b testing.TB, setup func(), argv ...string) (time.Duration, int64) {
+func measure(b testing.TB, setup func(), argv ...string) usage {
 	b.Helper()
 	if setup != nil {
 		setup()
 	}
 	rssFile := filepath.Join(b.TempDir(), "rss")
-	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile}, argv...)...)
+	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", rssFile}, argv...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -49,54 +55,63 @@ func measure(b testing.TB, setup func(), argv ...string) (time.Duration, int64) 
 	}
 	wall := time.Since(start)
 	out, _ := os.ReadFile(rssFile)
-	lines := strings.Fields(string(out))
-	if len(lines) == 0 {
-		b.Fatalf("/usr/bin/time wrote no RSS for %s", argv[0])
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		b.Fatalf("/usr/bin/time wrote %q for %s", out, argv[0])
 	}
-	rss, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
-	if err != nil {
+	f = f[len(f)-3:]
+	rss, err1 := strconv.ParseInt(f[0], 10, 64)
+	user, err2 := strconv.ParseFloat(f[1], 64)
+	sys, err3 := strconv.ParseFloat(f[2], 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		b.Fatalf("/usr/bin/time: %q", out)
 	}
-	return wall, rss
+	return usage{wall: wall, cpu: time.Duration((user + sys) * float64(time.Second)), rssKiB: rss}
 }
 
-// repeat measures n runs and keeps the median wall and the largest RSS.
-func repeat(b testing.TB, n int, setup func(), argv ...string) (time.Duration, int64) {
-	var walls []time.Duration
+// repeat measures n runs and keeps the run of median wall time, with the
+// largest RSS of all.
+func repeat(b testing.TB, n int, setup func(), argv ...string) usage {
+	var runs []usage
 	var rss int64
 	for i := 0; i < n; i++ {
-		w, r := measure(b, setup, argv...)
-		walls = append(walls, w)
-		rss = max(rss, r)
+		u := measure(b, setup, argv...)
+		runs = append(runs, u)
+		rss = max(rss, u.rssKiB)
 	}
-	sort.Slice(walls, func(i, j int) bool { return walls[i] < walls[j] })
-	return walls[n/2], rss
+	sort.Slice(runs, func(i, j int) bool { return runs[i].wall < runs[j].wall })
+	u := runs[n/2]
+	u.rssKiB = rss
+	return u
 }
 
 type table struct {
-	rows []result
+	rows []*result
 }
 
 // add records a row; ref is the row its ratio compares with (nil: none).
-func (t *table) add(workload, tool string, wall time.Duration, rss int64, ref *result) *result {
-	r := result{workload: workload, tool: tool, wall: wall, rssKiB: rss}
+func (t *table) add(workload, tool string, u usage, ref *result) *result {
+	r := &result{workload: workload, tool: tool, wall: u.wall, cpu: u.cpu, rssKiB: u.rssKiB}
 	if ref != nil {
-		r.ratio = fmt.Sprintf("%.2f× %s", wall.Seconds()/ref.wall.Seconds(), ref.tool)
+		r.ratio = fmt.Sprintf("%.2f× %s", u.wall.Seconds()/ref.wall.Seconds(), ref.tool)
+		if ref.cpu > 0 {
+			r.ratio += fmt.Sprintf(" (CPU %.2f×)", u.cpu.Seconds()/ref.cpu.Seconds())
+		}
 	}
 	t.rows = append(t.rows, r)
-	fmt.Fprintf(os.Stderr, "bench: %-28s %-40s %9.2fs %8s %s\n", workload, tool, wall.Seconds(), mib(rss), r.ratio)
-	return &t.rows[len(t.rows)-1]
+	fmt.Fprintf(os.Stderr, "bench: %-28s %-40s %9.2fs %8.2fs %8s %s\n", workload, tool, u.wall.Seconds(), u.cpu.Seconds(), mib(u.rssKiB), r.ratio)
+	return r
 }
 
 func (t *table) markdown() string {
 	var s strings.Builder
-	s.WriteString("| workload | tool | wall | peak RSS | ratio |\n|---|---|---:|---:|---|\n")
+	s.WriteString("| workload | tool | wall | CPU | peak RSS | ratio (wall) |\n|---|---|---:|---:|---:|---|\n")
 	for _, r := range t.rows {
-		rss := mib(r.rssKiB)
+		rss, cpu := mib(r.rssKiB), fmt.Sprintf("%.2f s", r.cpu.Seconds())
 		if r.rssKiB == 0 {
 			rss = "–"
 		}
-		fmt.Fprintf(&s, "| %s | %s | %.2f s | %s | %s |\n", r.workload, r.tool, r.wall.Seconds(), rss, r.ratio)
+		fmt.Fprintf(&s, "| %s | %s | %.2f s | %s | %s | %s |\n", r.workload, r.tool, r.wall.Seconds(), cpu, rss, r.ratio)
 	}
 	return s.String()
 }
@@ -127,21 +142,21 @@ func BenchmarkWritePath(b *testing.B) {
 	kp := testmod.Key(b, "rsa2048")
 	small := filepath.Join(work, "dummy.ko")
 	reset := func() { copyFile(b, findNamed(mods, "dummy.ko"), small) }
-	w, r := repeat(b, 15, reset, signFile, "sha256", kp.Key, kp.Cert, small)
-	ref := t.add("one small module (dummy.ko)", "sign-file", w, r, nil)
-	w, r = repeat(b, 15, reset, tool, "sign", "--hash", "sha256", "--key", kp.Key, "--cert", kp.Cert, small)
-	t.add("one small module (dummy.ko)", "dkms-sign-hook sign", w, r, ref)
+	u := repeat(b, 15, reset, signFile, "sha256", kp.Key, kp.Cert, small)
+	ref := t.add("one small module (dummy.ko)", "sign-file", u, nil)
+	u = repeat(b, 15, reset, tool, "sign", "--hash", "sha256", "--key", kp.Key, "--cert", kp.Cert, small)
+	t.add("one small module (dummy.ko)", "dkms-sign-hook sign", u, ref)
 
 	// 200 MiB module: plain, .ko.xz, .ko.zst (RSA-4096/sha512).
 	kp = testmod.Key(b, "rsa4096")
 	big := filepath.Join(work, "big.ko")
 	reset = func() { copyFile(b, bigKo, big) }
-	w, r = repeat(b, 3, nil, "sha512sum", bigKo)
-	t.add("200 MiB .ko", "sha512sum (reading + hashing alone)", w, r, nil)
-	w, r = repeat(b, 3, reset, signFile, "sha512", kp.Key, kp.Cert, big)
-	ref = t.add("200 MiB .ko", "sign-file", w, r, nil)
-	w, r = repeat(b, 3, reset, tool, "sign", "--hash", "sha512", "--key", kp.Key, "--cert", kp.Cert, big)
-	t.add("200 MiB .ko", "dkms-sign-hook sign", w, r, ref)
+	u = repeat(b, 3, nil, "sha512sum", bigKo)
+	t.add("200 MiB .ko", "sha512sum (reading + hashing alone)", u, nil)
+	u = repeat(b, 3, reset, signFile, "sha512", kp.Key, kp.Cert, big)
+	ref = t.add("200 MiB .ko", "sign-file", u, nil)
+	u = repeat(b, 3, reset, tool, "sign", "--hash", "sha512", "--key", kp.Key, "--cert", kp.Cert, big)
+	t.add("200 MiB .ko", "dkms-sign-hook sign", u, ref)
 	for _, c := range []struct{ src, ext, pipe string }{
 		{bigXZ, ".xz", "xz -dc %s | xz --check=crc32 --lzma2=dict=1MiB > %s"},
 		{bigZst, ".zst", "zstd -dc %s | zstd -q > %s"},
@@ -150,10 +165,10 @@ func BenchmarkWritePath(b *testing.B) {
 		reset = func() { copyFile(b, c.src, dst) }
 		st, _ := os.Stat(c.src)
 		label := fmt.Sprintf("200 MiB .ko%s (%d MiB)", c.ext, st.Size()>>20)
-		w, r = measure(b, nil, "sh", "-c", fmt.Sprintf(c.pipe, c.src, filepath.Join(work, "out"+c.ext)))
-		ref = t.add(label, "`"+strings.SplitN(fmt.Sprintf(c.pipe, "F", "G"), " >", 2)[0]+"`", w, r, nil)
-		w, r = measure(b, reset, tool, "sign", "--hash", "sha512", "--key", kp.Key, "--cert", kp.Cert, dst)
-		t.add(label, "dkms-sign-hook sign", w, r, ref)
+		u = measure(b, nil, "sh", "-c", fmt.Sprintf(c.pipe, c.src, filepath.Join(work, "out"+c.ext)))
+		ref = t.add(label, "`"+strings.SplitN(fmt.Sprintf(c.pipe, "F", "G"), " >", 2)[0]+"`", u, nil)
+		u = measure(b, reset, tool, "sign", "--hash", "sha512", "--key", kp.Key, "--cert", kp.Cert, dst)
+		t.add(label, "dkms-sign-hook sign", u, ref)
 		os.Remove(dst)
 	}
 	os.Remove(big)
@@ -184,21 +199,22 @@ func bulk(b *testing.B, t *table, tool, signFile, tree string, n int, work strin
 	} {
 		kp := testmod.Key(b, c.key)
 		label := fmt.Sprintf("bulk: %d modules, %s/%s", n, c.key, c.hash)
-		w, r := measure(b, reset, "xargs", "-a", list, "-n1", "-P1", signFile, c.hash, kp.Key, kp.Cert)
-		t.add(label, "sign-file, serially", w, r, nil)
-		w, r = measure(b, reset, "xargs", "-a", list, "-n1", fmt.Sprintf("-P%d", cores), signFile, c.hash, kp.Key, kp.Cert)
-		ref := t.add(label, fmt.Sprintf("sign-file, xargs -P%d", cores), w, r, nil)
+		u := measure(b, reset, "xargs", "-a", list, "-n1", "-P1", signFile, c.hash, kp.Key, kp.Cert)
+		t.add(label, "sign-file, serially", u, nil)
+		u = measure(b, reset, "xargs", "-a", list, "-n1", fmt.Sprintf("-P%d", cores), signFile, c.hash, kp.Key, kp.Cert)
+		ref := t.add(label, fmt.Sprintf("sign-file, xargs -P%d", cores), u, nil)
 		var floor *result
 		if s, ok := speeds[c.speed]; ok {
 			fw := time.Duration(float64(n) * s / float64(cores) * float64(time.Second))
-			floor = t.add(label, fmt.Sprintf("floor: %d × openssl speed (%.2f ms) / %d cores", n, s*1000, cores), fw, 0, nil)
+			floor = t.add(label, fmt.Sprintf("floor: %d × openssl speed (%.2f ms) / %d cores", n, s*1000, cores),
+				usage{wall: fw, cpu: fw * time.Duration(cores)}, nil)
 		}
 		reset()
 		args := []string{"sign", "--hash", c.hash, "--key", kp.Key, "--cert", kp.Cert}
-		w, r = measure(b, nil, append([]string{tool}, append(args, findModules(b, dir)...)...)...)
-		row := t.add(label, "dkms-sign-hook sign (one process)", w, r, ref)
+		u = measure(b, nil, append([]string{tool}, append(args, findModules(b, dir)...)...)...)
+		row := t.add(label, "dkms-sign-hook sign (one process)", u, ref)
 		if floor != nil {
-			row.ratio += fmt.Sprintf("; %.2f× floor", w.Seconds()/floor.wall.Seconds())
+			row.ratio += fmt.Sprintf("; %.2f× floor", u.wall.Seconds()/floor.wall.Seconds())
 		}
 	}
 	os.RemoveAll(dir)

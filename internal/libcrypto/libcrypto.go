@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
+	"sync/atomic"
 )
 
 // ErrUnavailable reports that libcrypto 3 could not be loaded.
@@ -92,16 +94,64 @@ var mdNames = map[crypto.Hash]string{
 	crypto.SHA3_512: "SHA3-512",
 }
 
-// Wrap returns a libcrypto-backed signer for an RSA key when libcrypto 3 is
-// available, with a function that frees it; otherwise s itself.
-func Wrap(s crypto.Signer) (crypto.Signer, func()) {
+// Wrap returns a signer for s that moves an RSA key's private-key
+// operation to libcrypto once it pays: loading libcrypto costs about as much
+// CPU as a few Go RSA-2048 signatures, more than one run of the hook signs.
+// So the first signatures are Go's; the second starts loading libcrypto in
+// the background, and once it is ready every signature is libcrypto's (same
+// bytes either way). done frees the key. Other keys are returned as they are.
+func Wrap(s crypto.Signer) (signer crypto.Signer, done func()) {
 	k, ok := s.(*rsa.PrivateKey)
-	if !ok {
+	if !ok || Disabled || len(k.Primes) != 2 {
 		return s, func() {}
 	}
-	r, err := NewRSA(k)
-	if err != nil {
-		return s, func() {}
+	l := &lazyRSA{k: k}
+	return l, l.close
+}
+
+// lazyRSA signs with Go until libcrypto is loaded.
+type lazyRSA struct {
+	k     *rsa.PrivateKey
+	count atomic.Int64
+	load  sync.Once
+	ready chan struct{} // closed when loading ended, well or not
+	fast  atomic.Pointer[RSA]
+}
+
+func (l *lazyRSA) Public() crypto.PublicKey { return l.k.Public() }
+
+func (l *lazyRSA) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if f := l.fast.Load(); f != nil {
+		if _, pss := opts.(*rsa.PSSOptions); !pss {
+			return f.Sign(rand, digest, opts)
+		}
 	}
-	return r, r.Close
+	if l.count.Add(1) == 2 {
+		l.start()
+	}
+	return l.k.Sign(rand, digest, opts)
+}
+
+// start loads libcrypto and the key in the background, once.
+func (l *lazyRSA) start() {
+	l.load.Do(func() {
+		l.ready = make(chan struct{})
+		go func() {
+			defer close(l.ready)
+			if r, err := NewRSA(l.k); err == nil {
+				l.fast.Store(r)
+			}
+		}()
+	})
+}
+
+// close waits for a load under way and frees the key in libcrypto.
+func (l *lazyRSA) close() {
+	l.load.Do(func() {}) // no load starts after this
+	if l.ready != nil {
+		<-l.ready
+	}
+	if f := l.fast.Swap(nil); f != nil {
+		f.Close()
+	}
 }

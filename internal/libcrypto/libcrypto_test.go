@@ -85,6 +85,39 @@ func TestWrapFallback(t *testing.T) {
 	}
 }
 
+// TestWrapSwitches: the wrapped key signs with Go first, moves to libcrypto
+// from the second signature on (once loaded), and gives Go's bytes all along.
+func TestWrapSwitches(t *testing.T) {
+	testenv.Require(t, Available(), "libcrypto.so.3 (apt-get install libssl3)")
+	k := key(t, 2048)
+	s, done := Wrap(k)
+	l := s.(*lazyRSA)
+	digest := make([]byte, 32)
+	want, _ := rsa.SignPKCS1v15(nil, k, crypto.SHA256, digest)
+	for i := 0; i < 50; i++ {
+		got, err := s.Sign(nil, digest, crypto.SHA256)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("signature %d: %v, or not Go's bytes", i, err)
+		}
+		if i == 0 && l.fast.Load() != nil {
+			t.Fatal("libcrypto loaded for the first signature")
+		}
+		if i == 1 {
+			<-l.ready
+			if l.fast.Load() == nil {
+				t.Fatal("libcrypto not used after the second signature")
+			}
+		}
+	}
+	done()
+	if l.fast.Load() != nil {
+		t.Fatal("done left the key loaded")
+	}
+	if _, err := s.Sign(nil, digest, crypto.SHA256); err != nil {
+		t.Fatalf("after done, Go still signs: %v", err)
+	}
+}
+
 func BenchmarkSign(b *testing.B) {
 	for _, bits := range []int{2048, 4096} {
 		k := key(b, bits)

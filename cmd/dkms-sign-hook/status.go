@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -59,11 +60,11 @@ func printStatus(e *env, rep *status.Report) {
 	fmt.Fprintf(w, "DKMS tree: %s\n", rep.DKMSTree)
 	fmt.Fprintf(w, "framework route (framework.conf.d): %s\n", rep.Framework)
 	if enf := rep.Enforcement; enf.Known {
-		fmt.Fprintf(w, "running kernel enforces module signatures: %s (%s)\n", yesNo(enf.Enforced), enf.Why)
+		fmt.Fprintf(w, "running kernel enforces module signatures: %s (%s)\n", map[bool]string{true: "yes", false: "no"}[enf.Enforced], enf.Why)
 	}
 	if b := rep.Boot; b.EFI {
 		fmt.Fprintf(w, "Secure Boot: %s; lockdown: %s; shim's MokListTrustedRT: %s; .platform (firmware db) counts for modules: %s (%s)\n",
-			b.SecureBoot, orUnknown(b.Lockdown), b.MokListTrusted, b.Platform.Answer, b.Platform.Why)
+			b.SecureBoot, cmp.Or(b.Lockdown, "unknown"), b.MokListTrusted, b.Platform.Answer, b.Platform.Why)
 	} else {
 		fmt.Fprintf(w, "Secure Boot: none (the machine did not boot through UEFI)\n")
 	}
@@ -135,18 +136,4 @@ func printBuild(e *env, b status.Build) {
 	for _, s := range b.Skipped {
 		fmt.Fprintf(e.stdout, "  %s %s/%s %s: not checked: %s\n", b.Version, b.Kernel, b.Arch, s.Path, s.Why)
 	}
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }

@@ -120,8 +120,22 @@ func getChain(t *testing.T, kver string) *chain {
 	if err := os.WriteFile(filepath.Join(tmp, "versions"), []byte(versions.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The .debs are not needed any more (70 MB for the kernel).
+	// The .debs are not needed any more (70 MB for the kernel), nor the
+	// kernel's modules but efivarfs (400 MB unpacked).
 	os.RemoveAll(debs)
+	mods := filepath.Join(tmp, "root", "lib", "modules", kver, "kernel")
+	ents, _ := os.ReadDir(mods)
+	for _, e := range ents {
+		if e.Name() != "fs" {
+			os.RemoveAll(filepath.Join(mods, e.Name()))
+		}
+	}
+	ents, _ = os.ReadDir(filepath.Join(mods, "fs"))
+	for _, e := range ents {
+		if e.Name() != "efivarfs" {
+			os.RemoveAll(filepath.Join(mods, "fs", e.Name()))
+		}
+	}
 	if err := os.Rename(tmp, dir); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,13 @@ DESTDIR ?=
 
 all: build
 
+# The binary links the glibc of the machine it is built on (cgo: PKCS#11 tokens
+# through their modules, RSA through the system's libcrypto), so build it on the
+# release it runs on, as the .deb is. CGO=0 makes a static binary that runs on
+# any Linux (Debian 11's glibc 2.31 included) without PKCS#11 (PEM keys only).
+CGO ?= 1
 build:
-	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dkms-sign-hook ./cmd/dkms-sign-hook
+	CGO_ENABLED=$(CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dkms-sign-hook ./cmd/dkms-sign-hook
 
 # Every test: unit, CLI scripts, the real sign-file/openssl/kmod oracles, the real
 # dkms, SoftHSM, and a real kernel in QEMU. Tests needing root or a component skip

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Sets everything up on a Debian 12 machine and does the tool's main job on a
+# Sets everything up on a Debian 11, 12 or 13 machine and does the tool's main job on a
 # real example: a DKMS package is built by the real dkms for the installed
 # kernel headers, and its module comes out signed with your own key.
 #
@@ -19,7 +19,7 @@ exec 9>/run/lock/dkms-sign-hook-tests.lock
 flock 9
 
 step "Installing Debian packages (dkms, kernel headers, sign-file, openssl, ...)"
-./scripts/install-deps.sh >/dev/null
+./scripts/install-deps.sh --demo >/dev/null
 
 step "Building and installing dkms-sign-hook"
 make build install >/dev/null

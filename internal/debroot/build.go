@@ -20,6 +20,14 @@ const ToolDir = "/opt/dkms-sign-hook-test"
 // links the root's glibc and, for PKCS#11, dlopens the root's modules).
 var BuildPkgs = []string{"gcc", "libc6-dev"}
 
+// DKMSPkgs make a root what a DKMS user with this tool has: dkms (with make
+// and gcc), the kernel headers (which pull the release's linux-kbuild-*
+// with sign-file), kmod, openssl, the compressors, BuildPkgs, and debhelper
+// to build the .deb. test/generations and this package's own test use this
+// set, so they share one cached root per release.
+var DKMSPkgs = append([]string{"dkms", "kmod", "openssl", "linux-headers-amd64", "make", "xz-utils", "zstd", "gzip", "debhelper"},
+	BuildPkgs...)
+
 // BuildTool returns the path, inside the root, of dkms-sign-hook built in
 // the root with the host's Go from a copy of this checkout, with cgo, so it
 // links that release's glibc (the way `make build` or the .deb build on that

@@ -3,6 +3,7 @@ package debroot
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestMountsBelowSeesMounts(t *testing.T) {
 }
 
 func TestRoot(t *testing.T) {
-	r := Get(t, "trixie", BuildPkgs...)
+	r := Get(t, "trixie", DKMSPkgs...)
 	stampBefore, err := os.Stat(filepath.Join(r.Dir, stampName))
 	if err != nil {
 		t.Fatal(err)
@@ -38,12 +39,15 @@ func TestRoot(t *testing.T) {
 		t.Errorf("trixie's /etc/debian_version = %q, %v; want 13.x", out, err)
 	}
 	// Its own PID namespace, /proc and /dev; the host's Go; the env given.
-	script := `echo pid=$$; echo foo=$FOO; ls /dev | tr '\n' ' '; echo; go version; awk '$5=="/dev"||$5=="/usr/local/go"{print "mount", $5, $6}' /proc/self/mountinfo`
+	script := `echo procs=$(ls /proc | grep -c '^[0-9]'); echo init=$(cat /proc/1/comm); echo foo=$FOO; ls /dev | tr '\n' ' '; echo; go version; awk '$5=="/dev"||$5=="/usr/local/go"{print "mount", $5, $6}' /proc/self/mountinfo`
 	out, err = r.Run(t, []string{"FOO=bar baz"}, "/bin/sh", "-c", script)
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"pid=1\n", "foo=bar baz\n", " full null ", " random ", " tty urandom zero ", "go version " + runtime.Version(),
+	if m := regexp.MustCompile(`procs=(\d+)`).FindStringSubmatch(out); m == nil || len(m[1]) > 1 {
+		t.Errorf("the command sees other processes than its own (not its own PID namespace):\n%s", out)
+	}
+	for _, want := range []string{"init=sh\n", "foo=bar baz\n", " full null ", " random ", " tty urandom zero ", "go version " + runtime.Version(),
 		"mount /dev rw,nosuid", "mount /usr/local/go ro,"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Run output lacks %q:\n%s", want, out)
@@ -83,7 +87,7 @@ func TestRoot(t *testing.T) {
 	}
 
 	// The cache is reused: same directory, stamp untouched.
-	r2 := Get(t, "trixie", append([]string{"libc6-dev"}, BuildPkgs...)...)
+	r2 := Get(t, "trixie", append([]string{"libc6-dev"}, DKMSPkgs...)...)
 	stampAfter, err := os.Stat(filepath.Join(r2.Dir, stampName))
 	if r2.Dir != r.Dir || err != nil || !stampAfter.ModTime().Equal(stampBefore.ModTime()) {
 		t.Errorf("the second Get made a new root: %s (%v) after %s", r2.Dir, err, r.Dir)

@@ -31,12 +31,18 @@ var BaseEnv = []string{
 	"DEBIAN_FRONTEND=noninteractive",
 	"GOTOOLCHAIN=local",
 	"GOMODCACHE=" + inRootModCache,
-	"GOCACHE=/root/.cache/go-build",
+	"GOCACHE=" + inRootGoCache,
+	// go's work directories on the tmpfs /run: a build never writes into
+	// the root's own files (another test may be cloning it).
+	"GOTMPDIR=/run",
 }
 
+// inRootGoCache is where the release's shared Go build cache is bound.
+const inRootGoCache = "/root/.cache/go-build"
+
 // setup runs in the new mount namespace, as /bin/sh -c setup ROOT MODCACHE
-// NBINDS SRC DST... -- ENV... ARGV...: it mounts what a command needs and
-// execs chroot. Host directories are bound read-only (but the binds Get
+// NBINDS SRC DST... ENV... ARGV...: it mounts what a command needs and
+// runs chroot. Host directories are bound read-only (but the binds Get
 // asks for); the namespace, and so every mount, ends with the command.
 const setup = `set -e
 R=$1 MC=$2 N=$3; shift 3
@@ -60,7 +66,8 @@ fi
 while [ "$N" -gt 0 ]; do
 	mkdir -p "$R$2"; mount --bind "$1" "$R$2"; shift 2; N=$((N-1))
 done
-exec chroot "$R" /usr/bin/env -i "$@"
+# Not exec: this shell stays PID 1 of the namespace and reaps orphans.
+chroot "$R" /usr/bin/env -i "$@"
 `
 
 // runOpts are Run's internal extras (Get's installs bind the shared
@@ -73,7 +80,9 @@ type runOpts struct {
 // sees BaseEnv plus env, the root's own /proc, /sys (read-only), a tmpfs
 // /dev with null, zero, full, random, urandom and tty, a tmpfs /run, the
 // host's Go at /usr/local/go (read-only) and the host's module cache as an
-// overlay; the host's CA bundle and resolv.conf are copied in first. It runs
+// overlay, and the release's Go build cache (shared by its roots and clones,
+// kept in the cache directory); the host's CA bundle and resolv.conf are
+// copied in first. It runs
 // in private mount and PID namespaces: when argv exits, every process it
 // started is killed and every mount is gone. argv[0] is a path in the root
 // (or a name on BaseEnv's PATH) and must not contain '='.
@@ -88,6 +97,13 @@ func (r *Root) run(t testing.TB, o runOpts, env, argv []string) (string, error) 
 		t.Fatalf("debroot: Run %q: want a command (not NAME=VALUE) first", argv)
 	}
 	r.copyHostFiles(t)
+	// One Go build cache per release, shared by every root and clone of it:
+	// a clone does not compile the standard library and the modules again.
+	gocache := filepath.Join(CacheDir(), "gocache", r.Release)
+	if err := os.MkdirAll(gocache, 0o755); err != nil {
+		t.Fatalf("debroot: %v", err)
+	}
+	o.binds = append(o.binds, [2]string{gocache, inRootGoCache})
 	args := []string{"--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
 		"/bin/sh", "-c", setup, "debroot-setup", r.Dir, hostModCache(), strconv.Itoa(len(o.binds))}
 	for _, b := range o.binds {

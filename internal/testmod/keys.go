@@ -26,6 +26,21 @@ var KeySpecs = map[string][]string{
 	"p384":    {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"},
 }
 
+// reqConfig makes the test certificates: a code-signing leaf with a
+// subjectKeyIdentifier (and nothing from the system's openssl.cnf).
+const reqConfig = `[req]
+distinguished_name = dn
+x509_extensions = leaf
+prompt = no
+[dn]
+CN = unused
+[leaf]
+basicConstraints = critical,CA:FALSE
+keyUsage = digitalSignature
+extendedKeyUsage = codeSigning
+subjectKeyIdentifier = hash
+`
+
 var keyCache struct {
 	sync.Mutex
 	dir   string
@@ -63,12 +78,15 @@ func Key(t testing.TB, name string) *KeyPair {
 	if err := os.Chmod(kp.Key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	Run(t, openssl, "req", "-new", "-x509", "-key", kp.Key, "-out", kp.Cert, "-days", "3650",
-		"-subj", "/O=dkms-sign-hook tests/CN=test key "+name,
-		"-addext", "basicConstraints=critical,CA:FALSE",
-		"-addext", "keyUsage=digitalSignature",
-		"-addext", "extendedKeyUsage=codeSigning",
-		"-addext", "subjectKeyIdentifier=hash")
+	// A configuration of its own: with -addext, OpenSSL 1.1.1 (Debian 11)
+	// also adds its default v3_ca extensions, and a certificate with two
+	// basicConstraints is refused by Go's x509 parser.
+	cnf := filepath.Join(keyCache.dir, "req.cnf")
+	if err := os.WriteFile(cnf, []byte(reqConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Run(t, openssl, "req", "-new", "-x509", "-config", cnf, "-key", kp.Key, "-out", kp.Cert, "-days", "3650",
+		"-subj", "/O=dkms-sign-hook tests/CN=test key "+name)
 	Run(t, openssl, "x509", "-in", kp.Cert, "-outform", "DER", "-out", kp.DER)
 	keyCache.pairs[name] = kp
 	return kp

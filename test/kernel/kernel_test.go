@@ -44,6 +44,10 @@ func TestKernel(t *testing.T) {
 	if b.kmodRoot != "" {
 		t.Logf("kmod-insmod rows use kmod %d from %s", b.kmodVersion, b.kmodRoot)
 	}
+	if os.Getenv(kmodRowsOnly) != "" {
+		rows = kmodRows(rows)
+		t.Logf("%s: only the %d kmod-insmod rows and their controls", kmodRowsOnly, len(rows))
+	}
 	type prepared struct {
 		row
 		id   int

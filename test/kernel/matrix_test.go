@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Errors as strerror(3) prints them (and kmod's insmod after "could not
@@ -418,6 +419,21 @@ const (
 // that format (/sys/module/compression), else decompresses in userspace: a
 // .ko.gz loads on a gzip kernel only (elsewhere ENOSYS), and a CRC64 .ko.xz
 // on an xz kernel fails in the kernel (EINVAL) with no userspace fallback.
+// kmodRowsOnly, when set, keeps only the kmod-insmod rows and, for each
+// kernel they boot, the plain signed and unsigned rows that show it
+// enforces: test/generations runs that with other releases' kmod.
+const kmodRowsOnly = "DKMS_SIGN_HOOK_KMOD_ROWS_ONLY"
+
+func kmodRows(rows []row) []row {
+	var out []row
+	for _, r := range rows {
+		if r.method == "kmod-insmod" || strings.HasSuffix(r.name, "/plain/signed") || strings.HasSuffix(r.name, "/plain/unsigned") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func kmodWant(kmod int, ext, kernel string) string {
 	switch {
 	case kmod <= 30 && ext == "gz":

@@ -53,6 +53,8 @@ mknod -m 666 "$R/dev/null" c 1 3; mknod -m 666 "$R/dev/zero" c 1 5
 mknod -m 666 "$R/dev/full" c 1 7; mknod -m 666 "$R/dev/random" c 1 8
 mknod -m 666 "$R/dev/urandom" c 1 9; mknod -m 666 "$R/dev/tty" c 5 0
 mkdir "$R/dev/pts" "$R/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 debroot-pts "$R/dev/pts"
+ln -s pts/ptmx "$R/dev/ptmx"
 ln -s /proc/self/fd "$R/dev/fd"; ln -s /proc/self/fd/0 "$R/dev/stdin"
 ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
 mount -t tmpfs -o mode=0755,nosuid debroot-run "$R/run"
@@ -78,7 +80,8 @@ type runOpts struct {
 
 // Run runs argv in the root and returns its combined output. The command
 // sees BaseEnv plus env, the root's own /proc, /sys (read-only), a tmpfs
-// /dev with null, zero, full, random, urandom and tty, a tmpfs /run, the
+// /dev with null, zero, full, random, urandom, tty and its own devpts (for
+// script(1)), a tmpfs /run, the
 // host's Go at /usr/local/go (read-only) and the host's module cache as an
 // overlay, and the release's Go build cache (shared by its roots and clones,
 // kept in the cache directory); the host's CA bundle and resolv.conf are

@@ -258,7 +258,12 @@ func (r *rig) dkmsBuild(afterAdd ...func()) (string, time.Duration, error) {
 // the hook's lines are where this DKMS puts them.
 func (r *rig) buildOutput(shown string) string {
 	r.t.Helper()
-	logged, _ := os.ReadFile(filepath.Join(tree, pkg, pkgVer, r.kver, r.arch, "log", "make.log"))
+	// A failed POST_BUILD makes DKMS 3.1.7+ exit before it moves make.log
+	// from the build directory into the build's log directory.
+	logged, err := os.ReadFile(filepath.Join(tree, pkg, pkgVer, r.kver, r.arch, "log", "make.log"))
+	if err != nil {
+		logged, _ = os.ReadFile(filepath.Join(tree, pkg, pkgVer, "build", "make.log"))
+	}
 	const mark = "dkms-sign-hook: info: " // warnings may be repeated on a terminal
 	inShown, inLog := strings.Contains(shown, mark), strings.Contains(string(logged), mark)
 	if r.dkms.HookCaptured() && inShown || !r.dkms.HookCaptured() && inLog {

@@ -136,7 +136,7 @@ type blobResult struct {
 
 func (m *module) rewriteOnce(p *atomicfile.Pending, makeBlob func(io.Reader) ([]byte, error), hold int64) (*Result, error) {
 	sum := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(p, sum), copyBuf)
+	bw := bufio.NewWriterSize(io.MultiWriter(p, sum), 64<<10)
 	enc, err := modfile.NewWriter(bw, m.format)
 	if err != nil {
 		return nil, err
@@ -157,6 +157,7 @@ func (m *module) rewriteOnce(p *atomicfile.Pending, makeBlob func(io.Reader) ([]
 	feedErr := m.feed(out, hold)
 	pipe.closeWrite(feedErr)
 	b := <-done
+	pipe.release()
 	if b.err != nil && !errors.Is(b.err, errAlreadySigned) && (feedErr == nil || errors.Is(feedErr, errPipeClosed)) {
 		return nil, b.err
 	}
@@ -189,7 +190,9 @@ func (m *module) feed(out io.Writer, hold int64) error {
 		return m.stream(out, hold)
 	}
 	w := &recordingWriter{w: out}
-	_, err := io.CopyBuffer(w, io.NewSectionReader(m.file, 0, m.unsignedLen()), make([]byte, copyBuf))
+	buf := getChunk()
+	defer putChunk(buf)
+	_, err := io.CopyBuffer(w, io.NewSectionReader(m.file, 0, m.unsignedLen()), buf)
 	if w.err != nil {
 		return writeError{w.err}
 	}

@@ -54,10 +54,10 @@ const realDir = "/var/tmp/dsh-real-modules"
 // genRoot returns a throwaway copy of the generation's cached root with the
 // checkout at src and pkg/sign's real modules at realDir, and checks the
 // root is made of what the generation says.
-func genRoot(t *testing.T, g generation) *debroot.Root {
+func genRoot(t *testing.T, g generation, extra ...string) *debroot.Root {
 	t.Helper()
 	mods := testmod.Real(t) // the host's: every release signs the same modules
-	r := debroot.Get(t, g.release, rootPkgs...).Clone(t)
+	r := debroot.Get(t, g.release, append(extra, rootPkgs...)...).Clone(t)
 	r.CopyCheckout(t, src)
 	dst := filepath.Join(r.Dir, realDir)
 	os.MkdirAll(dst, 0o755)

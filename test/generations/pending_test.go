@@ -35,7 +35,8 @@ var passLine = regexp.MustCompile(`(?m)^\s*--- (PASS|FAIL|SKIP): (\S+)`)
 func TestSuitesInRoot(t *testing.T) {
 	eachGeneration(t, func(t *testing.T, g generation) {
 		r := genRoot(t, g)
-		script := `cd "$1" && shift && exec go test -count=1 -timeout 45m -v "$@"`
+		// pkg/sign's ML-DSA oracles make a sid root of their own: host only.
+		script := `cd "$1" && shift && exec go test -count=1 -timeout 45m -v -skip TestMLDSAOracle "$@"`
 		out, err := r.Run(t, suiteEnv, "/bin/sh", "-c", script, "gotest", src, "./pkg/sign", "./test/dkms")
 		t.Logf("go test in the %s:\n%s", r, out)
 		if err != nil {
@@ -106,7 +107,7 @@ func TestDeb(t *testing.T) {
 	if testing.Short() && !testenv.InCI() {
 		t.Skip("skipped in -short mode: builds Debian roots")
 	}
-	r := genRoot(t, generations[1])
+	r := genRoot(t, generations[1], "build-essential") // dpkg-buildpackage checks for it
 	out := run(t, r, nil, "/bin/bash", "-c", debScript, "deb", src)
 	t.Logf("the .deb in the trixie root:\n%s", out)
 	got := map[string]string{}

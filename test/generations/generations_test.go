@@ -11,8 +11,7 @@
 // `make demo` on fresh Debian 11, 12 and 13 systems, and the .deb built,
 // installed, upgraded, removed and purged in Debian 13.
 // TestSuitesInRoot runs the project's own suites (pkg/sign's oracles,
-// test/dkms) inside the bullseye and trixie roots (sid with
-// DKMS_SIGN_HOOK_SUITES_SID=1, not yet seen green there).
+// test/dkms) inside each root.
 package generations
 
 import (
@@ -353,11 +352,7 @@ var passLine = regexp.MustCompile(`(?m)^\s*--- (PASS|FAIL|SKIP): (\S+)`)
 // end-to-end inside each generation's root, and requires each named test to
 // have passed there (not skipped).
 func TestSuitesInRoot(t *testing.T) {
-	gens := generations[:2] // bullseye and trixie; sid not yet seen green:
-	if os.Getenv("DKMS_SIGN_HOOK_SUITES_SID") != "" {
-		gens = generations // DKMS_SIGN_HOOK_SUITES_SID=1 adds it
-	}
-	eachGenerationOf(t, gens, func(t *testing.T, g generation) {
+	eachGeneration(t, func(t *testing.T, g generation) {
 		r := genRoot(t, g)
 		// pkg/sign's ML-DSA oracles make a sid root of their own: host only.
 		script := `cd "$1" && shift && exec go test -count=1 -timeout 45m -v -skip TestMLDSAOracle "$@"`

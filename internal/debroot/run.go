@@ -219,3 +219,17 @@ func removeTree(t testing.TB, dir string) {
 		t.Fatalf("debroot: remove %s: %v\n%s", dir, err, out)
 	}
 }
+
+// TempDir makes a scratch directory in the root's /tmp, removed when t ends
+// (plain files only: Run unmounts everything it mounts before it returns).
+// It returns the directory as the host sees it and as commands run by Run
+// see it.
+func (r *Root) TempDir(t testing.TB, prefix string) (host, inRoot string) {
+	t.Helper()
+	host, err := os.MkdirTemp(filepath.Join(r.Dir, "tmp"), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(host) })
+	return host, "/tmp/" + filepath.Base(host)
+}

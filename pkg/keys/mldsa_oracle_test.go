@@ -23,12 +23,8 @@ func TestMLDSAOpenSSLKeys(t *testing.T) {
 		t.Skip("needs a sid root (debootstrap); not with -short")
 	}
 	root := debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
-	work, err := os.MkdirTemp(filepath.Join(root.Dir, "tmp"), "dsh-mldsakeys-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(work) }) // plain files; Run unmounts what it mounts
-	in := "/tmp/" + filepath.Base(work) + "/"
+	work, in := root.TempDir(t, "dsh-mldsakeys-")
+	in += "/"
 	run := func(argv ...string) string {
 		t.Helper()
 		out, err := root.Run(t, nil, argv...)

@@ -26,12 +26,7 @@ func TestMLDSAOracleSid(t *testing.T) {
 		t.Skip("needs a sid root (debootstrap); not with -short")
 	}
 	root := debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
-	work, err := os.MkdirTemp(filepath.Join(root.Dir, "tmp"), "dsh-mldsa-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(work) }) // plain files; Run unmounts everything it mounts
-	in := "/tmp/" + filepath.Base(work)      // the same directory, inside the root
+	work, in := root.TempDir(t, "dsh-mldsa-")
 	run := func(argv ...string) (string, error) { return root.Run(t, nil, argv...) }
 	out, _ := run("openssl", "version")
 	t.Logf("sid: %s", strings.TrimSpace(out))

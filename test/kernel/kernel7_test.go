@@ -177,12 +177,7 @@ func newBench7(t *testing.T, k *kernel7, tool string) *bench7 {
 	b.unsigned, b.finit = buildTestModule(t, k.Tree)
 	b.sid = debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
 	b.sidSignFile = testenv.KbuildSignFile(t, b.sid.Dir, "7.2")
-	work, err := os.MkdirTemp(filepath.Join(b.sid.Dir, "tmp"), "dsh-kernel7-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(work) }) // plain files; Run unmounts what it mounts
-	b.sidWork = work
+	b.sidWork, _ = b.sid.TempDir(t, "dsh-kernel7-")
 	return b
 }
 

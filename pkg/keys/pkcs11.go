@@ -124,7 +124,11 @@ func login(t *Token, u *PKCS11URI, pin []byte, source string) (*crypto11.Context
 	pkcs11Mu.Lock()
 	defer pkcs11Mu.Unlock()
 	slotNum := int(t.slot)
-	ctx, err := crypto11.Configure(&crypto11.Config{Path: t.load, SlotNumber: &slotNum, Pin: string(pin)})
+	var ctx *crypto11.Context
+	err := retrySlotList(func() (err error) {
+		ctx, err = crypto11.Configure(&crypto11.Config{Path: t.load, SlotNumber: &slotNum, Pin: string(pin)})
+		return err
+	})
 	if err != nil {
 		var p11 pkcs11.Error
 		if errors.As(err, &p11) {
@@ -199,7 +203,11 @@ func findSlot(t *Token, u *PKCS11URI) error {
 		!(u.LibraryVersion == "" || u.LibraryVersion == version || u.LibraryVersion+".0" == version) {
 		return fmt.Errorf("%w: module %s is %q %q %s, not the library the URI names", ErrNoToken, module, info.ManufacturerID, info.LibraryDescription, version)
 	}
-	slots, err := p.GetSlotList(true)
+	var slots []uint
+	err = retrySlotList(func() (err error) {
+		slots, err = p.GetSlotList(true)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("PKCS#11 module %s: list slots: %w", module, err)
 	}
@@ -389,4 +397,19 @@ func (t *tokenSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts
 		return sig, nil
 	}
 	return nil, fmt.Errorf("unsupported key type %T", t.pub)
+}
+
+// retrySlotList runs f again, a few times, while it fails with
+// CKR_BUFFER_TOO_SMALL: C_GetSlotList is called twice (count, then list),
+// and through p11-kit-client the count can change in between while other
+// hosts connect to the same server (seen in test/fleet with 4 clients).
+func retrySlotList(f func() error) error {
+	var err error
+	for range 5 {
+		var p11 pkcs11.Error
+		if err = f(); !errors.As(err, &p11) || p11 != pkcs11.CKR_BUFFER_TOO_SMALL {
+			return err
+		}
+	}
+	return err
 }

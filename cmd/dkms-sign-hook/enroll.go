@@ -47,6 +47,9 @@ func runEnroll(e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "enrolling %s (%s) as a Machine Owner Key\n", cfg.Certificate, keys.Describe(cert).Subject)
+	for _, p := range kerneltrust.ShimProblems(cert) {
+		fmt.Fprintf(e.stderr, "warning: %s\n", p)
+	}
 	state, msg, err := kerneltrust.Enroll(cert, stdin, e.stdout, e.stderr)
 	switch {
 	case err != nil:

@@ -80,6 +80,9 @@ func printStatus(e *env, rep *status.Report) {
 		for _, p := range c.Problems {
 			fmt.Fprintf(w, "warning: certificate: %s\n", p)
 		}
+		for _, p := range c.Shim {
+			fmt.Fprintf(w, "warning: shim: %s\n", p)
+		}
 		if c.Fix != "" {
 			fmt.Fprintf(w, "to have it trusted: %s\n", c.Fix)
 		}

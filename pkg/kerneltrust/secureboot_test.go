@@ -2,6 +2,7 @@ package kerneltrust
 
 import (
 	"bufio"
+	"crypto/x509"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -216,6 +217,33 @@ func TestRecordedKernelSupport(t *testing.T) {
 	if p := CertProblems(rsa, kc, "6.8.0"); len(p) != 1 || !strings.Contains(p[0], "CA") {
 		t.Errorf("CA-only .machine: %q", p)
 	}
+	// CONFIG_INTEGRITY_CA_MACHINE_KEYRING_MAX also refuses a CA that may sign
+	// data (digitalSignature), as restrict_link_by_ca does.
+	for _, tc := range []struct {
+		name     string
+		ca       bool
+		usage    x509.KeyUsage
+		min, max bool // admitted to .machine
+	}{
+		{"keygen's", false, x509.KeyUsageDigitalSignature, false, false},
+		{"CA, keyCertSign", true, x509.KeyUsageCertSign, true, true},
+		{"CA, keyCertSign and digitalSignature", true, x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, true, false},
+		{"CA without keyCertSign", true, x509.KeyUsageDigitalSignature, false, false},
+	} {
+		c := &x509.Certificate{PublicKey: rsa.PublicKey, SignatureAlgorithm: x509.SHA256WithRSA, IsCA: tc.ca, KeyUsage: tc.usage}
+		for _, opt := range []struct {
+			max  bool
+			want bool
+		}{{false, tc.min}, {true, tc.max}} {
+			kc := map[string]string{"CONFIG_CRYPTO_SHA256": "y", "CONFIG_INTEGRITY_CA_MACHINE_KEYRING": "y"}
+			if opt.max {
+				kc["CONFIG_INTEGRITY_CA_MACHINE_KEYRING_MAX"] = "y"
+			}
+			if p := CertProblems(c, kc, "6.8.0"); (len(p) == 0) != opt.want {
+				t.Errorf("%s certificate, MAX=%v: problems %q, want admitted=%v", tc.name, opt.max, p, opt.want)
+			}
+		}
+	}
 	// SHA-3 from 6.7, ECDSA from 5.15.
 	kc["CONFIG_CRYPTO_ECDSA"] = "m"
 	if s, _ := KernelSupport(kc, "6.7.1"); !s.ECDSA || !s.HasHash("sha3-256") {
@@ -226,6 +254,28 @@ func TestRecordedKernelSupport(t *testing.T) {
 	}
 	if _, ok := KernelSupport(map[string]string{"CONFIG_MODULE_SIG": "y"}, "6.1"); ok {
 		t.Error("a config without any CONFIG_CRYPTO_ option claimed to say what the kernel supports")
+	}
+}
+
+// TestShimProblems: shim boots what a MOK signed unless its certificate is
+// marked module signing only; keygen's certificates are (the recorded ones
+// were made before keygen added it, like DKMS's own mok.pub).
+func TestShimProblems(t *testing.T) {
+	for _, name := range []string{"mok.crt", "dkms-mok.pub"} {
+		c, err := keys.LoadCertificate(filepath.Join(recorded, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := ShimProblems(c); len(p) != 1 || !strings.Contains(p[0], "1.3.6.1.4.1.2312.16.1.2") {
+			t.Errorf("%s: %q", name, p)
+		}
+	}
+	g, err := keys.Generate(keys.GenerateOptions{Type: "ecdsa", CommonName: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ShimProblems(g.Cert); p != nil || !ModuleSigningOnly(g.Cert) {
+		t.Errorf("keygen's certificate: %q", p)
 	}
 }
 

@@ -115,7 +115,13 @@ func CertProblems(cert *x509.Certificate, kconfig map[string]string, release str
 		p = append(p, "the certificate is signed with "+cert.SignatureAlgorithm.String()+
 			", which the kernel's X.509 parser does not accept: it would not load the certificate into any keyring")
 	}
-	if kconfig["CONFIG_INTEGRITY_CA_MACHINE_KEYRING"] == "y" && !(cert.IsCA && cert.KeyUsage&x509.KeyUsageCertSign != 0) {
+	ca := cert.IsCA && cert.KeyUsage&x509.KeyUsageCertSign != 0
+	switch digsig := cert.KeyUsage&x509.KeyUsageDigitalSignature != 0; {
+	case kconfig["CONFIG_INTEGRITY_CA_MACHINE_KEYRING_MAX"] == "y" && !(ca && !digsig):
+		// crypto/asymmetric_keys/restrict.c: restrict_link_by_ca.
+		p = append(p, "the kernel admits only CA certificates without digitalSignature (CA:TRUE, keyUsage keyCertSign only) to .machine "+
+			"(CONFIG_INTEGRITY_CA_MACHINE_KEYRING_MAX): enrolled as a MOK, this one lands in .platform instead")
+	case kconfig["CONFIG_INTEGRITY_CA_MACHINE_KEYRING"] == "y" && !ca:
 		p = append(p, "the kernel admits only CA certificates (CA:TRUE, keyCertSign) to .machine (CONFIG_INTEGRITY_CA_MACHINE_KEYRING): "+
 			"enrolled as a MOK, this one lands in .platform instead")
 	}

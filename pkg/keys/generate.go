@@ -62,12 +62,17 @@ func (g *Generated) CertPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.CertDER})
 }
 
-// OIDs of the extensions the kernel's x509.genkey and shim expect.
-var oidExtKeyUsageCodeSigning = x509.ExtKeyUsageCodeSigning
+// OIDExtKeyUsageModuleSigning is the extended key usage "module signing
+// only" (1.3.6.1.4.1.2312.16.1.2). shim will not verify boot loaders or
+// kernels with a certificate that has it, so a module signing key enrolled
+// as a MOK cannot also sign something shim boots; the kernel ignores it.
+var OIDExtKeyUsageModuleSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 2312, 16, 1, 2}
 
 // Generate makes a private key and a self-signed module signing certificate
 // with basicConstraints CA:FALSE (critical), keyUsage digitalSignature,
-// extendedKeyUsage codeSigning, and subject and authority key identifiers.
+// extendedKeyUsage codeSigning and module-signing-only (which keeps shim
+// from booting anything signed with it), and subject and authority key
+// identifiers.
 func Generate(o GenerateOptions) (*Generated, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
@@ -109,7 +114,8 @@ func Generate(o GenerateOptions) (*Generated, error) {
 		BasicConstraintsValid: true,
 		IsCA:                  false,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{oidExtKeyUsageCodeSigning},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		UnknownExtKeyUsage:    []asn1.ObjectIdentifier{OIDExtKeyUsageModuleSigning},
 		SubjectKeyId:          skid,
 		AuthorityKeyId:        skid,
 	}

@@ -55,7 +55,8 @@ func TestGenerateCertificateExtensions(t *testing.T) {
 					`Subject: CN = Test module key \\C3\\BC|Subject: CN = Test module key ü`,
 					`X509v3 Basic Constraints: critical\s+CA:FALSE`,
 					`X509v3 Key Usage: (critical)?\s+Digital Signature\n`,
-					`X509v3 Extended Key Usage: \s*\n\s+Code Signing\n`,
+					// codeSigning, and module signing only (shim will not boot with it).
+					`X509v3 Extended Key Usage: \s*\n\s+Code Signing, 1\.3\.6\.1\.4\.1\.2312\.16\.1\.2\n`,
 					`X509v3 Subject Key Identifier: \s*\n\s+[0-9A-F:]{59}\n`,
 					`X509v3 Authority Key Identifier: \s*\n\s+(keyid:)?[0-9A-F:]{59}\n`,
 					c.keyText,

@@ -56,6 +56,9 @@ type Certificate struct {
 	// Problems: what the running kernel would refuse in this certificate,
 	// or do with it other than trusting it for modules.
 	Problems []string `json:"problems,omitempty"`
+	// Shim: what shim would do with it as a MOK besides vouching for it to
+	// the kernel (machines that booted through UEFI only).
+	Shim []string `json:"shim,omitempty"`
 	// Fix: what makes the running kernel trust it, when it does not.
 	Fix string `json:"fix,omitempty"`
 }
@@ -200,6 +203,9 @@ func (rep *Report) readCertificate(r dkmsenv.Roots, path string) *knownCert {
 		c.MOK, _, _ = kerneltrust.MokTestKey(cert)
 	}
 	c.Problems = kerneltrust.CertProblems(cert, kconfig, running)
+	if rep.Boot.EFI {
+		c.Shim = kerneltrust.ShimProblems(cert)
+	}
 	c.Fix = rep.fix()
 	return k
 }

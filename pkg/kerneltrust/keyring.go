@@ -5,6 +5,7 @@ package kerneltrust
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/binary"
@@ -164,8 +165,11 @@ type KernelTrust struct {
 	Platform bool
 }
 
-// readKeyring lists a keyring's key serials (keyctl(KEYCTL_READ)).
-var readKeyring = func(id int32) ([]int32, error) {
+// A KeyringReader lists the serials of the keys in keyring id.
+type KeyringReader func(id int32) ([]int32, error)
+
+// Keyctl reads a keyring of the running kernel (keyctl(KEYCTL_READ)).
+func Keyctl(id int32) ([]int32, error) {
 	buf := make([]byte, 4096)
 	for {
 		n, err := unix.KeyctlBuffer(unix.KEYCTL_READ, int(id), buf, 0)
@@ -184,12 +188,13 @@ var readKeyring = func(id int32) ([]int32, error) {
 }
 
 // KernelTrusts looks for cert's key in the kernel's keys, read from
-// procKeys (the contents of /proc/keys), and in which system keyrings it is.
-func KernelTrusts(cert *x509.Certificate, procKeys io.Reader) (KernelTrust, error) {
-	return kernelTrusts(cert, procKeys, SystemKeyrings)
+// procKeys (the contents of /proc/keys), and in which system keyrings it is,
+// read with read (Keyctl for the running kernel).
+func KernelTrusts(cert *x509.Certificate, procKeys io.Reader, read KeyringReader) (KernelTrust, error) {
+	return kernelTrusts(cert, procKeys, read, SystemKeyrings)
 }
 
-func kernelTrusts(cert *x509.Certificate, procKeys io.Reader, keyrings []string) (KernelTrust, error) {
+func kernelTrusts(cert *x509.Certificate, procKeys io.Reader, readKeyring KeyringReader, keyrings []string) (KernelTrust, error) {
 	var t KernelTrust
 	all, err := ParseProcKeys(procKeys)
 	if err != nil {
@@ -255,4 +260,41 @@ func hasKeyID(desc, want string) bool {
 		}
 		i = end
 	}
+}
+
+// RlistReader replays a kernel's keyrings from what was recorded on it:
+// procKeys, the contents of its /proc/keys, names the system keyrings'
+// serials, and rlist(name) returns the output of `keyctl rlist %:<name>`
+// there (decimal serials). Reading a keyring whose rlist failed fails.
+func RlistReader(procKeys []byte, rlist func(name string) ([]byte, error)) (KeyringReader, error) {
+	all, err := ParseProcKeys(bytes.NewReader(procKeys))
+	if err != nil {
+		return nil, err
+	}
+	members := map[int32][]int32{}
+	failed := map[int32]error{}
+	for _, k := range all {
+		name, _, _ := strings.Cut(k.Description, ": ")
+		if k.Type != "keyring" || !strings.HasPrefix(name, ".") {
+			continue
+		}
+		out, err := rlist(name)
+		if err != nil {
+			failed[k.ID] = err
+			continue
+		}
+		for _, f := range strings.Fields(string(out)) {
+			n, err := strconv.ParseInt(f, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("keyctl rlist %%:%s: %q is not a key serial", name, f)
+			}
+			members[k.ID] = append(members[k.ID], int32(n))
+		}
+	}
+	return func(id int32) ([]int32, error) {
+		if err := failed[id]; err != nil {
+			return nil, err
+		}
+		return members[id], nil
+	}, nil
 }

@@ -73,7 +73,7 @@ func checkDescriptions(t *testing.T, dir string, in, out []string) {
 		if found != trusted {
 			t.Errorf("%s: described %q in the kernel's /proc/keys: %v, want %v", name, want, found, trusted)
 		}
-		got, err := KernelTrusts(cert, strings.NewReader(string(data)))
+		got, err := KernelTrusts(cert, strings.NewReader(string(data)), Keyctl)
 		if err != nil || got.Loaded != trusted {
 			t.Errorf("%s: KernelTrusts = %+v, %v", name, got, err)
 		}
@@ -86,8 +86,7 @@ func TestKernelTrustsRealProcKeys(t *testing.T) {
 	dir := "testdata/kernel-6.12"
 	// Membership as the kernel would answer keyctl(KEYCTL_READ) there: every
 	// asymmetric key of that boot sits in .builtin_trusted_keys (0x13b866d1).
-	defer func(f func(int32) ([]int32, error)) { readKeyring = f }(readKeyring)
-	readKeyring = func(id int32) ([]int32, error) {
+	readKeyring := func(id int32) ([]int32, error) {
 		if id != 0x13b866d1 {
 			return nil, errors.New("unexpected keyring")
 		}
@@ -99,7 +98,7 @@ func TestKernelTrustsRealProcKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		f, _ := os.Open(filepath.Join(dir, "proc-keys.txt"))
-		got, err := KernelTrusts(cert, f)
+		got, err := KernelTrusts(cert, f, readKeyring)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -171,7 +170,7 @@ func TestKernelTrustsLiveKeyring(t *testing.T) {
 			t.Errorf("%s: the kernel describes the key otherwise; want %q in\n%s", c.name, KernelKeyDescription(cert), procKeys)
 			continue
 		}
-		got, err := kernelTrusts(cert, strings.NewReader(string(procKeys)), []string{ringName})
+		got, err := kernelTrusts(cert, strings.NewReader(string(procKeys)), Keyctl, []string{ringName})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +181,7 @@ func TestKernelTrustsLiveKeyring(t *testing.T) {
 		t.Logf("%s: %s", c.name, grepLine(string(procKeys), KernelKeyDescription(cert)))
 	}
 	procKeys, _ := os.ReadFile("/proc/keys")
-	got, err := kernelTrusts(outside, strings.NewReader(string(procKeys)), []string{ringName})
+	got, err := kernelTrusts(outside, strings.NewReader(string(procKeys)), Keyctl, []string{ringName})
 	if err != nil || got.Loaded || got.ForModules {
 		t.Errorf("a certificate never added: %+v, %v", got, err)
 	}
@@ -266,9 +265,6 @@ func FuzzParseProcKeys(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		old := readKeyring
-		defer func() { readKeyring = old }()
-		readKeyring = func(int32) ([]int32, error) { return []int32{1, 2, 3}, nil }
-		KernelTrusts(g.Cert, strings.NewReader(s))
+		KernelTrusts(g.Cert, strings.NewReader(s), func(int32) ([]int32, error) { return []int32{1, 2, 3}, nil })
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -98,38 +97,21 @@ func TestRecordedBoot(t *testing.T) {
 }
 
 // recordedKeyrings fakes keyctl's KEYCTL_READ with a boot's recorded
-// `keyctl rlist %:<keyring>` outputs, by the keyrings' ids in /proc/keys.
-func recordedKeyrings(t *testing.T, boot string) func(int32) ([]int32, error) {
+// `keyctl rlist %:<keyring>` outputs.
+func recordedKeyrings(t *testing.T, boot string) KeyringReader {
 	t.Helper()
-	keys, err := ParseProcKeys(strings.NewReader(capture(t, boot, "proc-keys")))
+	r, err := RlistReader([]byte(capture(t, boot, "proc-keys")), func(name string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(recorded, boot, "capture-keyring"+name+".txt"))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := map[int32][]int32{}
-	for _, k := range keys {
-		name, _, _ := strings.Cut(k.Description, ": ")
-		if k.Type != "keyring" || !strings.HasPrefix(name, ".") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(recorded, boot, "capture-keyring"+name+".txt"))
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			n, err := strconv.ParseInt(f, 10, 32)
-			if err != nil {
-				t.Fatalf("keyring %s: %q", name, f)
-			}
-			members[k.ID] = append(members[k.ID], int32(n))
-		}
-	}
-	return func(id int32) ([]int32, error) { return members[id], nil }
+	return r
 }
 
 // TestRecordedKeyrings: where each certificate was in each boot, as the
 // kernel's answers proved (test/secureboot's rows).
 func TestRecordedKeyrings(t *testing.T) {
-	defer func(f func(int32) ([]int32, error)) { readKeyring = f }(readKeyring)
 	for _, tc := range []struct {
 		boot, cert string
 		keyrings   string // "" = not loaded at all
@@ -142,12 +124,11 @@ func TestRecordedKeyrings(t *testing.T) {
 		{"nomok-db", "db.crt", ".platform"},
 		{"nomok-db", "dkms-mok.pub", ""},
 	} {
-		readKeyring = recordedKeyrings(t, tc.boot)
 		cert, err := keys.LoadCertificate(filepath.Join(recorded, tc.cert))
 		if err != nil {
 			t.Fatal(err)
 		}
-		kt, err := KernelTrusts(cert, strings.NewReader(capture(t, tc.boot, "proc-keys")))
+		kt, err := KernelTrusts(cert, strings.NewReader(capture(t, tc.boot, "proc-keys")), recordedKeyrings(t, tc.boot))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -198,10 +198,7 @@ func (rep *Report) readCertificate(r dkmsenv.Roots, path string) *knownCert {
 	k.cert = cert
 	k.trust, k.keyrings = kernelTrust(r, cert, rep.Boot.Platform)
 	c.Trust, c.Keyrings = k.trust, k.keyrings
-	if r.Live() {
-		// mokutil reads the running system's EFI variables.
-		c.MOK, _, _ = kerneltrust.MokTestKey(cert)
-	}
+	c.MOK = mokState(r, cert)
 	c.Problems = kerneltrust.CertProblems(cert, kconfig, running)
 	if rep.Boot.EFI {
 		c.Shim = kerneltrust.ShimProblems(cert)
@@ -334,6 +331,21 @@ func (rep *Report) checkModule(path string, known []*knownCert, pol sign.Policy,
 	return m, nil
 }
 
+// What status asks the running system other than through files: the
+// members of the kernel's keyrings (keyctl), and shim's MOK list through
+// mokutil, which reads the running system's EFI variables (so only for the
+// live root). Tests replay answers recorded in real boots.
+var (
+	readKeyring kerneltrust.KeyringReader = kerneltrust.Keyctl
+	mokState                              = func(r dkmsenv.Roots, cert *x509.Certificate) kerneltrust.MokState {
+		if !r.Live() {
+			return kerneltrust.MokUnknown
+		}
+		s, _, _ := kerneltrust.MokTestKey(cert)
+		return s
+	}
+)
+
 // kernelTrust says whether the running kernel holds the certificate's key
 // in a keyring it checks module signatures against (<Proc>/keys, keyctl);
 // .platform counts when the kernel is known to check modules against it.
@@ -343,7 +355,7 @@ func kernelTrust(r dkmsenv.Roots, cert *x509.Certificate, platform kerneltrust.P
 		return TrustUnknown, nil
 	}
 	defer f.Close()
-	kt, err := kerneltrust.KernelTrusts(cert, f)
+	kt, err := kerneltrust.KernelTrusts(cert, f, readKeyring)
 	switch {
 	case err != nil:
 		return TrustUnknown, nil

@@ -34,7 +34,7 @@ demo_pkgs="build-essential make dkms kmod linux-headers-amd64 openssl xz-utils z
 # What the tests add: kernel build tools, QEMU and firmware, tokens, packaging,
 # debootstrap for the other releases' roots (test/generations).
 test_pkgs="bc bison flex cpio dwarves libelf-dev libssl-dev python3 rsync
-	qemu-system-x86 busybox-static ovmf mtools dosfstools fdisk python3-cryptography
+	qemu-system-x86 busybox-static ovmf mtools dosfstools fdisk python3-cryptography sbsigntool
 	softhsm2 opensc keyutils mokutil time
 	p11-kit p11-kit-modules openssh-server openssh-client systemd iproute2 util-linux
 	debhelper dh-golang lintian debootstrap debian-archive-keyring"

@@ -316,6 +316,8 @@ func (rep *Report) checkModule(path string, known []*knownCert, pol sign.Policy,
 	}
 	m.Loads, m.Reason, m.Explanation = Judge(v, trust, rep.Enforcement)
 	switch {
+	case m.Reason == ReasonTrusted && by != nil && by.name == "dkms":
+		m.Explanation = "will load: signed by DKMS's own key (" + by.path + "), which the running kernel trusts; `dkms-sign-hook sign --dkms` signs it with yours"
 	case m.Reason == ReasonKeyNotTrusted && by != nil && by.name == "dkms":
 		m.Explanation = "signed by DKMS's own key (" + by.path + "), which the running kernel does not trust: will NOT load where signatures are enforced; sign it with yours: dkms-sign-hook sign --dkms"
 		if m.Loads != nil && !*m.Loads {

@@ -157,7 +157,8 @@ func parseVersions(s string) map[string]string {
 // chain as a Debian install lays it out (shim as the removable-media boot
 // path EFI/BOOT/BOOTX64.EFI, GRUB beside it, GRUB's configuration in
 // EFI/debian, where Debian's signed GRUB looks), plus the kernel and initrd.
-func (c *chain) espDisk(dst, initrd, cmdline string) error {
+// grub is the GRUB binary to use: c.grub(), or a copy signed by another key.
+func (c *chain) espDisk(dst, initrd, cmdline, grub string) error {
 	const sizeMiB = 128
 	grubCfg := fmt.Sprintf("set timeout=0\nlinux /vmlinuz %s\ninitrd /initrd.img\nboot\n", cmdline)
 	cfg := dst + ".grub.cfg"
@@ -179,7 +180,7 @@ func (c *chain) espDisk(dst, initrd, cmdline string) error {
 		{"mkfs.vfat", "-F", "32", "--offset", "2048", dst, fmt.Sprint(sectors / 2)},
 		{"mmd", "-i", img, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"},
 		{"mcopy", "-i", img, c.shim(), "::/EFI/BOOT/BOOTX64.EFI"},
-		{"mcopy", "-i", img, c.grub(), "::/EFI/BOOT/grubx64.efi"},
+		{"mcopy", "-i", img, grub, "::/EFI/BOOT/grubx64.efi"},
 		{"mcopy", "-i", img, cfg, "::/EFI/debian/grub.cfg"},
 		{"mcopy", "-i", img, c.vmlinuz(), "::/vmlinuz"},
 		{"mcopy", "-i", img, initrd, "::/initrd.img"},
@@ -203,8 +204,10 @@ var ansiRE = regexp.MustCompile(`\x1b(\[[0-9;?]*[a-zA-Z]|[()][A-Z0-9]|[=>c])`)
 // boot starts QEMU (TCG: no KVM here) with Secure Boot firmware, the
 // variable store vars (a per-boot copy: the firmware writes to it) and the
 // disk, and returns the serial console once the guest powers off. The
-// initrd's /init must end with `poweroff -f`.
-func boot(ctx context.Context, disk, vars string) (string, error) {
+// initrd's /init must end with `poweroff -f`. With a stop text, the boot
+// ends as soon as the console shows it (shim refusing GRUB: the firmware
+// would then wait in its boot menu), and that is its success.
+func boot(ctx context.Context, disk, vars, stop string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
@@ -213,17 +216,40 @@ func boot(ctx context.Context, disk, vars string) (string, error) {
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
 		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
 		"-drive", "if=virtio,format=raw,file="+disk)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &consoleWriter{stop: []byte(stop), cancel: cancel}
+	cmd.Stdout, cmd.Stderr = out, out // one writer: Write is never called concurrently
 	err := cmd.Run()
-	console := ansiRE.ReplaceAllString(strings.ReplaceAll(out.String(), "\r", ""), "")
-	if err != nil {
+	console := ansiRE.ReplaceAllString(strings.ReplaceAll(out.buf.String(), "\r", ""), "")
+	switch {
+	case stop != "" && strings.Contains(console, stop):
+		return console, nil
+	case stop != "":
+		return console, fmt.Errorf("qemu: the console never showed %q (%v)", stop, err)
+	case err != nil:
 		return console, fmt.Errorf("qemu: %w", err)
-	}
-	if !strings.Contains(console, "=== DONE") {
+	case !strings.Contains(console, "=== DONE"):
 		return console, fmt.Errorf("qemu: /init did not finish")
 	}
 	return console, nil
+}
+
+// consoleWriter keeps QEMU's output and calls cancel once it contains stop
+// (when stop is not empty).
+type consoleWriter struct {
+	buf    bytes.Buffer
+	stop   []byte
+	cancel func()
+}
+
+func (w *consoleWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if len(w.stop) > 0 {
+		from := max(0, w.buf.Len()-len(p)-len(w.stop))
+		if bytes.Contains(w.buf.Bytes()[from:], w.stop) {
+			w.cancel()
+		}
+	}
+	return len(p), nil
 }
 
 // tail returns the last n lines of s.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# road.sh WORK TOOL KVER MODSRC: what a user does on a Secure Boot machine,
+# road.sh WORK TOOL KVER MODSRC GRUB: what a user does on a Secure Boot machine,
 # the commands of README.md's "Secure Boot in five minutes", plus the builds
 # of the suite's other rows. Run by secureboot_test.go under
 # `unshare -m --propagation private`: the mounts below exist only in this
@@ -11,7 +11,7 @@
 # Each command's output goes to WORK/out/<step>.txt (and its exit status to
 # <step>.rc), for the test to check and README.md to quote.
 set -eu
-work=$1 tool=$2 kver=$3 modsrc=$4
+work=$1 tool=$2 kver=$3 modsrc=$4 grub=$5
 here=$(cd "$(dirname "$0")" && pwd)
 
 for d in usr etc; do
@@ -107,6 +107,25 @@ must sign-ecdsa dkms-sign-hook sign --config /etc/dkms-sign-hook/ecdsa.conf --dk
 package dshsb-fw
 must enable-framework dkms-sign-hook enable --framework
 must build-fw dkms build dshsb-fw/1.0 -k "$kver"
+
+# Debian's GRUB with its signature removed, then signed with keygen's key
+# and with DKMS's own: shim starts a boot loader signed by any MOK unless
+# the certificate is marked module signing only (keygen's are). dkms-key.conf
+# has status look at DKMS's certificate.
+openssl x509 -inform DER -in /var/lib/dkms/mok.pub -out /etc/dkms-sign-hook/dkms-mok.pem
+printf '[signing]\nkey = /var/lib/dkms/mok.key\ncertificate = /var/lib/dkms/mok.pub\n' >/etc/dkms-sign-hook/dkms-key.conf
+cp "$grub" "$work/grub-unsigned.efi"
+must unsign-grub sbattach --remove "$work/grub-unsigned.efi"
+must sign-grub-keygen sbsign --key /etc/dkms-sign-hook/signing_key.pem --cert /etc/dkms-sign-hook/signing_key.x509 \
+	--output "$work/grub-keygen.efi" "$work/grub-unsigned.efi"
+must sign-grub-dkms sbsign --key /var/lib/dkms/mok.key --cert /etc/dkms-sign-hook/dkms-mok.pem \
+	--output "$work/grub-dkms.efi" "$work/grub-unsigned.efi"
+# The control: keygen's key again, in a certificate without that usage.
+must cert-noeku openssl req -new -x509 -key /etc/dkms-sign-hook/signing_key.pem -days 2 \
+	-subj "/CN=keygen's key, not marked module signing only" \
+	-addext keyUsage=digitalSignature -addext extendedKeyUsage=codeSigning -out /etc/dkms-sign-hook/noeku.pem
+must sign-grub-noeku sbsign --key /etc/dkms-sign-hook/signing_key.pem --cert /etc/dkms-sign-hook/noeku.pem \
+	--output "$work/grub-noeku.efi" "$work/grub-unsigned.efi"
 
 # What the booted system needs, for the test to pack into the initramfs.
 mkdir -p "$work/system"

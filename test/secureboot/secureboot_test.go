@@ -1,6 +1,7 @@
 package secureboot
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,15 @@ type row struct {
 	keyring string
 }
 
+// confDER: the certificate of each configuration road.sh writes, in DER
+// (what mokutil reads).
+var confDER = map[string]string{
+	"dkms-sign-hook.conf": "/etc/dkms-sign-hook/signing_key.der",
+	"db.conf":             "/etc/dkms-sign-hook/db/signing_key.der",
+	"ecdsa.conf":          "/etc/dkms-sign-hook/ecdsa/signing_key.der",
+	"dkms-key.conf":       "/var/lib/dkms/mok.pub",
+}
+
 // The boots: the firmware's variable store each starts from.
 type bootSpec struct {
 	name string
@@ -46,6 +56,16 @@ type bootSpec struct {
 	// twice in the booted system before status (it is idempotent); mokState:
 	// the MOK state status must then report for the configured certificate.
 	enroll, enrollAgain, mokState string
+	// grub: "" boots Debian's signed GRUB; "keygen", "noeku" or "dkms" a
+	// copy that road.sh signed instead with keygen's key (in keygen's
+	// certificate, or in one without the module-signing-only usage) or
+	// with DKMS's own.
+	grub string
+	// shimRefuses: shim must refuse that GRUB (no kernel boots).
+	shimRefuses bool
+	// shim: for each configuration, whether status must warn that shim
+	// would start boot loaders signed with its certificate.
+	shim map[string]bool
 }
 
 var boots = []bootSpec{
@@ -53,6 +73,15 @@ var boots = []bootSpec{
 		enroll: "is already enrolled", enrollAgain: "is already enrolled", mokState: "enrolled"},
 	{name: "nomok-db", db: []string{"db/signing_key.x509"},
 		enroll: "enrollment requested", enrollAgain: "is already waiting for enrollment", mokState: "pending"},
+	// shim starts a GRUB signed with a MOK whose certificate lacks the
+	// module-signing-only usage (DKMS's own), and refuses one signed with
+	// keygen's.
+	{name: "grub-dkms", mok: []string{"dkms-mok.pem"}, grub: "dkms",
+		enroll: "enrollment requested", enrollAgain: "is already waiting for enrollment", mokState: "pending",
+		shim: map[string]bool{"dkms-key.conf": true, "dkms-sign-hook.conf": false}},
+	{name: "grub-keygen", mok: []string{"signing_key.x509"}, grub: "keygen", shimRefuses: true},
+	// The control: the same key in a certificate without that usage.
+	{name: "grub-noeku", mok: []string{"noeku.pem"}, grub: "noeku"},
 }
 
 var rows = []row{
@@ -64,6 +93,8 @@ var rows = []row{
 	{name: "ECDSA key enrolled as MOK (no CONFIG_CRYPTO_ECDSA)", pkg: "dshsb-ecdsa", boot: "mok", want: refused, conf: "ecdsa.conf", keyring: ".machine"},
 	{name: "hook-route, MOK list empty", pkg: "dshsb-hook", boot: "nomok-db", want: refused, conf: "dkms-sign-hook.conf"},
 	{name: "key only in the firmware's db", pkg: "dshsb-db", boot: "nomok-db", want: loads, conf: "db.conf", keyring: ".platform"},
+	{name: "signed by DKMS's own mok.key, enrolled as MOK", pkg: "dshsb-dkms", boot: "grub-dkms", want: loads, conf: "dkms-key.conf", keyring: ".machine"},
+	{name: "hook-route, only DKMS's key enrolled", pkg: "dshsb-hook", boot: "grub-dkms", want: refused, conf: "dkms-sign-hook.conf"},
 }
 
 // requireTools skips (fails under CI) unless everything the suite runs is here.
@@ -82,6 +113,9 @@ func requireTools(t *testing.T) {
 		{"unshare", "util-linux"},
 		{"apt-get", "apt"},
 		{"dpkg-deb", "dpkg"},
+		{"sbsign", "sbsigntool"},
+		{"sbattach", "sbsigntool"},
+		{"openssl", "openssl"},
 	} {
 		testenv.LookPath(t, tool.name, tool.pkg)
 	}
@@ -124,7 +158,7 @@ func TestSecureBoot(t *testing.T) {
 	fwVars := virtFwVars(t)
 	work := t.TempDir()
 	tool := buildTool(t, work)
-	runRoad(t, work, tool, kver)
+	runRoad(t, work, tool, kver, c.grub())
 	if keep := os.Getenv("DKMS_SIGN_HOOK_SB_CONSOLE"); keep != "" {
 		os.MkdirAll(keep, 0o755)
 		exec.Command("cp", "-r", filepath.Join(work, "out"), filepath.Join(keep, "road")).Run()
@@ -137,6 +171,10 @@ func TestSecureBoot(t *testing.T) {
 		kver, c.versions["linux-image-"+kver], c.versions["shim-signed"])
 
 	results := bootAll(t, c, fwVars, work, tool)
+	if keep := os.Getenv("DKMS_SIGN_HOOK_SB_CONSOLE"); keep != "" {
+		keepVerdicts(t, keep, results)
+		exec.Command("cp", "-a", filepath.Join(work, "system"), filepath.Join(keep, "system")).Run()
+	}
 	for i, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			res := results[r.boot]
@@ -157,7 +195,10 @@ func TestSecureBoot(t *testing.T) {
 		})
 	}
 	for _, b := range boots {
-		t.Run("enroll/"+b.name, func(t *testing.T) { checkEnroll(t, results[b.name], b) })
+		t.Run("shim/"+b.name, func(t *testing.T) { checkShim(t, results[b.name], b) })
+		if b.enroll != "" {
+			t.Run("enroll/"+b.name, func(t *testing.T) { checkEnroll(t, results[b.name], b) })
+		}
 	}
 	// On the host (no UEFI), enroll fails for real: mokutil finds no EFI variables.
 	if out, _ := os.ReadFile(filepath.Join(work, "out", "enroll.txt")); !strings.Contains(string(out), "EFI variables are not supported") {
@@ -174,6 +215,7 @@ type statusReport struct {
 		MOK      string   `json:"mok"`
 		Keyrings []string `json:"keyrings"`
 		Fix      string   `json:"fix"`
+		Shim     []string `json:"shim"`
 	} `json:"certificate"`
 	Boot struct {
 		SecureBoot     string `json:"secure_boot"`
@@ -235,6 +277,32 @@ func fmtLoads(b *bool) string {
 	return fmt.Sprint(*b)
 }
 
+// shimRefusal is what shim 16 prints when an image it was asked to start
+// verifies against none of its keys (pe.c).
+const shimRefusal = "Verification failed"
+
+// checkShim: shim started GRUB (and so the kernel) or refused it, as the
+// boot expects, and status says whether it would start boot loaders signed
+// with each configured certificate.
+func checkShim(t *testing.T, res *bootResult, b bootSpec) {
+	booted := strings.Contains(res.console, "=== BOOTED")
+	refused := strings.Contains(res.console, shimRefusal)
+	if b.shimRefuses != refused || booted == b.shimRefuses {
+		t.Fatalf("shim refused GRUB: %v, kernel booted: %v; want refused %v\nconsole:\n%s", refused, booted, b.shimRefuses, tail(res.console, 40))
+	}
+	for conf, warn := range b.shim {
+		var rep statusReport
+		blk := parseBlocks(res.console, "STATUS")[conf]
+		if err := json.Unmarshal([]byte(blk.out), &rep); err != nil {
+			t.Fatalf("status --json --config %s: %v\n%s", conf, err, blk.out)
+		}
+		got := strings.Join(rep.Certificate.Shim, " ")
+		if strings.Contains(got, "1.3.6.1.4.1.2312.16.1.2") != warn {
+			t.Errorf("status --config %s: shim %q, want a warning: %v", conf, got, warn)
+		}
+	}
+}
+
 // checkEnroll: enroll says what it did, twice (idempotent), and status,
 // run after it, reports the certificate's MOK state.
 func checkEnroll(t *testing.T, res *bootResult, b bootSpec) {
@@ -285,7 +353,7 @@ func buildTool(t *testing.T, dir string) string {
 
 // runRoad runs road.sh in a private mount namespace, holding the machine's
 // DKMS lock (road.sh runs the real dkms).
-func runRoad(t *testing.T, work, tool, kver string) {
+func runRoad(t *testing.T, work, tool, kver, grub string) {
 	t.Helper()
 	testenv.LockDKMS(t)
 	script, err := filepath.Abs("road.sh")
@@ -296,7 +364,7 @@ func runRoad(t *testing.T, work, tool, kver string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", script, work, tool, kver, modsrc)
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", script, work, tool, kver, modsrc, grub)
 	// DKMS_SIGN_HOOK_CONFIG etc. of the developer's shell must not leak in.
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root"}
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -328,7 +396,11 @@ func bootAll(t *testing.T, c *chain, fwVars []string, work, tool string) map[str
 			t.Fatalf("initramfs for boot %s: %v", b.name, err)
 		}
 		disk := filepath.Join(dir, "disk.img")
-		if err := c.espDisk(disk, initrd, "console=ttyS0 panic=-1 loglevel=6 no_timer_check"); err != nil {
+		grub := c.grub()
+		if b.grub != "" {
+			grub = filepath.Join(work, "grub-"+b.grub+".efi")
+		}
+		if err := c.espDisk(disk, initrd, "console=ttyS0 panic=-1 loglevel=6 no_timer_check", grub); err != nil {
 			t.Fatalf("disk for boot %s: %v", b.name, err)
 		}
 		vars := filepath.Join(dir, "vars.fd")
@@ -346,11 +418,15 @@ func bootAll(t *testing.T, c *chain, fwVars []string, work, tool string) map[str
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			console, err := boot(context.Background(), disk, vars)
-			if err != nil && !strings.Contains(console, "=== BOOTED") {
+			stop := ""
+			if b.shimRefuses {
+				stop = shimRefusal
+			}
+			console, err := boot(context.Background(), disk, vars, stop)
+			if err != nil && !b.shimRefuses && !strings.Contains(console, "=== BOOTED") {
 				// TCG on a busy host can miss the kernel's early timer
 				// checks and panic before /init: boot once more.
-				again, err2 := boot(context.Background(), disk, vars)
+				again, err2 := boot(context.Background(), disk, vars, "")
 				console, err = console+"\n=== RETRY: the boot above died before /init\n"+again, err2
 			}
 			r := &bootResult{console: console, verdicts: initramfs.ParseVerdicts(console), err: err, took: time.Since(t0)}
@@ -456,6 +532,8 @@ for k in .builtin_trusted_keys .secondary_trusted_keys .machine .platform; do ca
 	for _, r := range rows {
 		if r.boot == b.name && !seen[r.conf] {
 			seen[r.conf] = true
+			// What mokutil, which status asks, says of the certificate.
+			fmt.Fprintf(&s, "capture test-key-%s mokutil --test-key %s\n", r.conf, confDER[r.conf])
 			fmt.Fprintf(&s, "status %s\n", r.conf)
 		}
 	}
@@ -501,6 +579,24 @@ func parseBlocks(console, kind string) map[string]block {
 		}
 	}
 	return m
+}
+
+// keepVerdicts writes, per boot, what the kernel did with each row's module
+// into DIR/<boot>/verdicts.txt: "<package> <status config> loaded|refused
+// <keyring holding the signer's key, or ->".
+func keepVerdicts(t *testing.T, dir string, results map[string]*bootResult) {
+	lines := map[string]string{}
+	for i, r := range rows {
+		if res := results[r.boot]; res != nil && res.verdicts[i] != nil {
+			word := map[bool]string{true: "loaded", false: "refused"}[res.verdicts[i].Exit == 0]
+			lines[r.boot] += fmt.Sprintf("%s %s %s %s\n", r.pkg, r.conf, word, cmp.Or(r.keyring, "-"))
+		}
+	}
+	for boot, text := range lines {
+		if err := os.WriteFile(filepath.Join(dir, boot, "verdicts.txt"), []byte(text), 0o644); err != nil {
+			t.Log(err)
+		}
+	}
 }
 
 // keepConsole writes a boot's console and its blocks into dir.

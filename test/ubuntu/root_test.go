@@ -16,8 +16,9 @@ import (
 
 // rootPkgs are what the Debian roots need: DKMS, the kernel headers (and
 // with them the kernel's sign-file, which plays kmodsign), the compressors
-// DKMS uses, and what BuildTool needs to build the tool inside the root.
-var rootPkgs = append([]string{"dkms", "linux-headers-amd64", "kmod", "openssl", "xz-utils", "zstd"}, debroot.BuildPkgs...)
+// DKMS uses, and what BuildTool needs to build the tool inside the root:
+// debroot.DKMSPkgs, so the bullseye root is test/generations' cached one.
+var rootPkgs = debroot.DKMSPkgs
 
 const (
 	enabled = "dshtest"  // the package dkms-sign-hook is enabled for

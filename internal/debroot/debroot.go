@@ -97,7 +97,9 @@ func checkRelease(t testing.TB, release string) {
 }
 
 // Get returns the cached root of release with pkgs installed (and their
-// dependencies, no recommends), making it first when it is missing or older
+// dependencies, no recommends; a name ending in ~ stands for the newest
+// package whose name starts with the rest, and any other name must be a
+// package of the release), making it first when it is missing or older
 // than MaxAge. The root stays locked shared until t ends, so no other test
 // process replaces it while t uses it.
 func Get(t testing.TB, release string, pkgs ...string) *Root {
@@ -263,7 +265,19 @@ func sourcesList(release, opts string) string {
 func (r *Root) install(t testing.TB) {
 	t.Helper()
 	debs := filepath.Join(CacheDir(), "archives", r.Release)
-	script := "set -e; apt-get update -q; apt-get install -y -q -o Dir::Cache::archives=/var/cache/debroot-archives/ \"$@\"; apt-get clean"
+	// Each name must be a package of the release: apt would read a missing
+	// one as a pattern. NAME~ is the newest package whose name starts with
+	// NAME (linux-kbuild-7.2~ is linux-kbuild-7.2.13+deb14 today).
+	script := `set -e; apt-get update -q; names=
+for p in "$@"; do
+	case "$p" in
+	*"~") n=$(apt-cache pkgnames "${p%"~"}" | sort -V | tail -n 1) ;;
+	*) n=$(apt-cache pkgnames "$p" | grep -xF "$p" || true) ;;
+	esac
+	[ -n "$n" ] || { echo "debroot: no package $p in this release" >&2; exit 1; }
+	names="$names $n"
+done
+apt-get install -y -q -o Dir::Cache::archives=/var/cache/debroot-archives/ $names; apt-get clean`
 	out, err := r.run(t, runOpts{binds: [][2]string{{debs, "/var/cache/debroot-archives"}}},
 		[]string{"DEBIAN_FRONTEND=noninteractive"}, append([]string{"/bin/sh", "-c", script, "install"}, r.Pkgs...))
 	if err != nil {

@@ -22,7 +22,7 @@ func TestMLDSAOpenSSLKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a sid root (debootstrap); not with -short")
 	}
-	root := debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
+	root := debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2~")
 	work, in := root.TempDir(t, "dsh-mldsakeys-")
 	in += "/"
 	run := func(argv ...string) string {

@@ -25,7 +25,7 @@ func TestMLDSAOracleSid(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a sid root (debootstrap); not with -short")
 	}
-	root := debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
+	root := debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2~")
 	work, in := root.TempDir(t, "dsh-mldsa-")
 	run := func(argv ...string) (string, error) { return root.Run(t, nil, argv...) }
 	out, _ := run("openssl", "version")

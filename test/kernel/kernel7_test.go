@@ -175,7 +175,7 @@ func newBench7(t *testing.T, k *kernel7, tool string) *bench7 {
 	t.Helper()
 	b := &bench7{t: t, k: k, tool: tool, dir: t.TempDir()}
 	b.unsigned, b.finit = buildTestModule(t, k.Tree)
-	b.sid = debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2")
+	b.sid = debroot.Get(t, "sid", "openssl", "linux-kbuild-7.2~")
 	b.sidSignFile = testenv.KbuildSignFile(t, b.sid.Dir, "7.2")
 	b.sidWork, _ = b.sid.TempDir(t, "dsh-kernel7-")
 	return b

@@ -33,7 +33,7 @@ func TestScripts(t *testing.T) {
 		Condition:           needCondition,
 		Setup: func(e *testscript.Env) error {
 			// Real components the scripts may call.
-			e.Setenv("SIGN_FILE", testenv.SignFile)
+			e.Setenv("SIGN_FILE", testenv.FindSignFile())
 			e.Setenv("CI", os.Getenv("CI"))
 			// Scripts never read the machine's own configuration, nor
 			// write its signing log.

@@ -225,7 +225,7 @@ func (f *fleet) assertSameAsSignFile(h *host) {
 			t.Fatal(err)
 		}
 		hash := info.Last().HashAlgo
-		if out, err := exec.Command(testenv.SignFile, hash, h.key.pem, h.key.certDER, cp).CombinedOutput(); err != nil {
+		if out, err := exec.Command(testenv.FindSignFile(), hash, h.key.pem, h.key.certDER, cp).CombinedOutput(); err != nil {
 			t.Fatalf("sign-file: %v\n%s", err, out)
 		}
 		want, _ := os.ReadFile(cp)

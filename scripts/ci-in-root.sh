@@ -27,7 +27,8 @@
 #
 # How it is entered, each time: a private mount and PID namespace (unshare
 # -m --propagation private -p), so every mount dies with the command and
-# nothing reaches the host; in it the root's own /proc, /sys, a tmpfs /dev
+# nothing reaches the host; in it the root bound on itself (so that its /
+# is a mount point), its own /proc, /sys, a tmpfs /dev
 # with null zero full random urandom tty, a devpts instance of its own
 # (ptmx) and a tmpfs /dev/shm, a tmpfs /run, then chroot. The root is
 # removed at the end only when /proc/self/mountinfo shows nothing mounted
@@ -105,6 +106,10 @@ enter() {
 # shellcheck disable=SC2016 # expanded by that shell
 setup='set -e
 R=$1 C=$2; shift 2
+# The root is a mount point, as / is on a real machine: the tests make
+# their own namespaces with unshare --propagation private, which fails on a
+# / that is not one.
+mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
 mount -t tmpfs -o mode=0755,nosuid,size=64m ci-dev "$R/dev"

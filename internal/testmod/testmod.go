@@ -135,9 +135,9 @@ func extractReal() (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	var members []string
-	for _, mod := range realModules {
-		members = append(members, "./lib/modules/"+kver+"/"+mod)
+	members, err := moduleMembers(m[0], kver)
+	if err != nil {
+		return "", err
 	}
 	script := fmt.Sprintf("dpkg-deb --fsys-tarfile %q | tar -x -C %q %s", m[0], tmp, strings.Join(members, " "))
 	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
@@ -148,11 +148,51 @@ func extractReal() (string, error) {
 		return "", err
 	}
 	for _, mod := range members {
-		if err := os.Rename(filepath.Join(tmp, mod), filepath.Join(dir, filepath.Base(mod))); err != nil {
+		p := filepath.Join(tmp, mod)
+		if tool, ok := decompressors[filepath.Ext(mod)]; ok {
+			// Signed, then compressed: the module as it was signed.
+			if out, err := exec.Command(tool, "-d", "-q", p).CombinedOutput(); err != nil {
+				return "", fmt.Errorf("%s -d %s: %v: %s", tool, mod, err, out)
+			}
+			p = strings.TrimSuffix(p, filepath.Ext(p))
+		}
+		if err := os.Rename(p, filepath.Join(dir, filepath.Base(p))); err != nil {
 			return "", err
 		}
 	}
 	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644)
+}
+
+// decompressors undo the compression a release applies to its packaged
+// modules (Debian 13 ships .ko.xz), by file extension.
+var decompressors = map[string]string{".xz": "xz", ".zst": "zstd", ".gz": "gzip"}
+
+// moduleMembers finds realModules in the linux-image package deb: under
+// ./lib/modules or ./usr/lib/modules (Debian 13 has merged /usr), plain or
+// compressed.
+func moduleMembers(deb, kver string) ([]string, error) {
+	out, err := exec.Command("sh", "-c", fmt.Sprintf("dpkg-deb --fsys-tarfile %q | tar -t", deb)).Output()
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %v", deb, err)
+	}
+	names := strings.Split(string(out), "\n")
+	var members []string
+	for _, mod := range realModules {
+		found := ""
+		for _, n := range names {
+			stem := strings.TrimSuffix(n, filepath.Ext(n))
+			if strings.HasSuffix(n, "/modules/"+kver+"/"+mod) ||
+				decompressors[filepath.Ext(n)] != "" && strings.HasSuffix(stem, "/modules/"+kver+"/"+mod) {
+				found = n
+				break
+			}
+		}
+		if found == "" {
+			return nil, fmt.Errorf("%s has no %s (plain or compressed)", deb, mod)
+		}
+		members = append(members, found)
+	}
+	return members, nil
 }
 
 // ELF returns a minimal ELF64 relocatable object of exactly size bytes

@@ -113,15 +113,14 @@ mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
 mount -t tmpfs -o mode=0755,nosuid,size=64m ci-dev "$R/dev"
-mknod -m 666 "$R/dev/null" c 1 3; mknod -m 666 "$R/dev/zero" c 1 5
-mknod -m 666 "$R/dev/full" c 1 7; mknod -m 666 "$R/dev/random" c 1 8
-mknod -m 666 "$R/dev/urandom" c 1 9; mknod -m 666 "$R/dev/tty" c 5 0
+mk() { mknod -m 666 "$R/dev/$1" c "$2" "$3"; }
+mk null 1 3; mk zero 1 5; mk full 1 7; mk random 1 8; mk urandom 1 9; mk tty 5 0
 mkdir "$R/dev/pts" "$R/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 ci-pts "$R/dev/pts"
-ln -s pts/ptmx "$R/dev/ptmx"
 mount -t tmpfs -o mode=1777,nosuid,nodev ci-shm "$R/dev/shm"
-ln -s /proc/self/fd "$R/dev/fd"; ln -s /proc/self/fd/0 "$R/dev/stdin"
-ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
+for l in ptmx:pts/ptmx fd:/proc/self/fd stdin:/proc/self/fd/0 stdout:/proc/self/fd/1 stderr:/proc/self/fd/2; do
+	ln -s "${l#*:}" "$R/dev/${l%%:*}"
+done
 mount -t tmpfs -o mode=0755,nosuid,nodev ci-run "$R/run"
 mkdir -p "$R/run/lock" "$R/usr/local/go"
 mount --bind -o ro /usr/local/go "$R/usr/local/go"

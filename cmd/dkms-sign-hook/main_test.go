@@ -54,8 +54,20 @@ func TestScripts(t *testing.T) {
 
 // needCondition is [need:PROGRAM]: whether PROGRAM is installed. Under
 // CI=true a missing program is an error, so `[!need:cc] skip` never skips there.
-// [efi] is whether this machine booted through UEFI.
+// [efi] is whether this machine booted through UEFI; [signfile] whether
+// Debian's sign-file ($SIGN_FILE: the release's, testenv.FindSignFile) is
+// installed (an error under CI=true if not).
 func needCondition(cond string) (bool, error) {
+	if cond == "signfile" {
+		p := testenv.FindSignFile()
+		if _, err := os.Stat(p); err != nil {
+			if testenv.InCI() {
+				return false, fmt.Errorf("CI=true but Debian's sign-file (%s) is missing", p)
+			}
+			return false, nil
+		}
+		return true, nil
+	}
 	if cond == "efi" {
 		_, err := os.Stat("/sys/firmware/efi")
 		return err == nil, nil

@@ -27,11 +27,12 @@
 #
 # How it is entered, each time: a private mount and PID namespace (unshare
 # -m --propagation private -p), so every mount dies with the command and
-# nothing reaches the host; in it the root bound on itself (so that its /
-# is a mount point), its own /proc, /sys, a tmpfs /dev
-# with null zero full random urandom tty, a devpts instance of its own
-# (ptmx) and a tmpfs /dev/shm, a tmpfs /run, then chroot. The root is
-# removed at the end only when /proc/self/mountinfo shows nothing mounted
+# nothing reaches the host; in it the root bound on itself (a mount point,
+# as / is on a real machine), its own /proc, /sys, a tmpfs /dev with null
+# zero full random urandom tty, a devpts instance of its own (ptmx) and a
+# tmpfs /dev/shm, a tmpfs /run; then pivot_root into it, the host's tree
+# detached (a test that makes namespaces and enters them with nsenter must
+# find the root there, not the host). The root is removed at the end only when /proc/self/mountinfo shows nothing mounted
 # below it, with rm --one-file-system.
 set -euo pipefail
 
@@ -106,9 +107,8 @@ enter() {
 # shellcheck disable=SC2016 # expanded by that shell
 setup='set -e
 R=$1 C=$2; shift 2
-# The root is a mount point, as / is on a real machine: the tests make
-# their own namespaces with unshare --propagation private, which fails on a
-# / that is not one.
+# The root is a mount point, as / is on a real machine (pivot_root needs
+# one, and so does unshare --propagation private in the tests).
 mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
@@ -128,8 +128,16 @@ if [ -n "$C" ]; then
 	mkdir -p "$R$C"
 	mount --bind "$C" "$R$C"
 fi
+# The root becomes the / of the namespace (pivot_root, not chroot): a test
+# that enters a namespace it made (nsenter --mount) lands at the / of that
+# namespace, which must be the root, never the host.
+mkdir "$R/run/ci-old-root"
+cd "$R"
+pivot_root . run/ci-old-root
+umount -l /run/ci-old-root
+rmdir /run/ci-old-root
 # Not exec: this shell stays PID 1 of the namespace and reaps orphans.
-chroot "$R" /bin/sh -c "cd /root/src 2>/dev/null || cd /; exec /usr/bin/env -i \"\$@\"" ci-in-root "$@"
+/bin/sh -c "cd /root/src 2>/dev/null || cd /; exec /usr/bin/env -i \"\$@\"" ci-in-root "$@"
 '
 
 {

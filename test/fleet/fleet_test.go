@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dkms-sign-hook/dkms-sign-hook/internal/testenv"
+	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/sign"
 )
@@ -49,6 +50,7 @@ type fleet struct {
 	override  string // contrib/dkms/dkms-override.conf pointing at bin
 	kver      string
 	arch      string
+	dkms      *dkmsenv.DKMS // the machine's dkms (all hosts run it)
 	signer    *machine
 	signerDir string
 	server    *service // p11-kit server
@@ -110,6 +112,9 @@ func newFleet(t *testing.T) *fleet {
 		t.Fatal(err)
 	}
 	f.arch = strings.TrimSpace(string(out))
+	if f.dkms, err = dkmsenv.FindDKMS(); err != nil {
+		t.Fatalf("dkms: %v", err)
+	}
 	f.buildTool()
 	f.signerDir = f.mkdir("signer", 0o700)
 	f.makeKeys()
@@ -406,6 +411,17 @@ func (f *fleet) build(h *host) (string, time.Duration, error) {
 	out, err := h.try(f.env(h), "dkms", "build", "--force", "--sourcetree="+h.src, pkg+"/"+pkgVer, "-k", f.kver)
 	if err != nil {
 		err = fmt.Errorf("%s: dkms build: %v", h.name, err)
+	}
+	if f.dkms.HookCaptured() {
+		// DKMS 3.1.7+ (Debian 13's 3.2.2) appends the hook's output to
+		// the build's make.log instead of showing it; a failed hook
+		// leaves make.log in the build directory.
+		build := filepath.Join(dkmsTree, pkg, pkgVer)
+		logged, lerr := os.ReadFile(h.path(filepath.Join(build, f.kver, f.arch, "log", "make.log")))
+		if lerr != nil {
+			logged, _ = os.ReadFile(h.path(filepath.Join(build, "build", "make.log")))
+		}
+		out += "\n--- make.log ---\n" + string(logged)
 	}
 	return out, time.Since(start), err
 }

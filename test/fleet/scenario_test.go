@@ -320,7 +320,11 @@ func (f *fleet) killMidBatch(h *host) {
 		}
 		ents, _ := os.ReadDir(f.moduleDir(h))
 		if len(ents) != nModules {
-			t.Errorf("%d files in %s after the kill, want %d modules and nothing else", len(ents), f.moduleDir(h), nModules)
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("%d files in %s after the kill, want %d modules and nothing else: %s", len(ents), f.moduleDir(h), nModules, strings.Join(names, " "))
 		}
 		t.Logf("try %d: server killed after the first signature: %d modules signed, %d untouched", try, ours, untouched)
 		f.startServer()

@@ -12,17 +12,17 @@ const busybox = initramfs.Busybox
 // writeInitramfs packs busybox, kmod, the finit helper, the modules and the
 // init script into dst.
 // kmodRoot, if set, is a root file system whose kmod is used instead of the
-// host's.
+// host's. Either way the compression libraries come along: kmod 34 (Debian
+// 13) dlopen()s liblzma and libzstd, which ldd does not list.
 func writeInitramfs(dst, finit, kmodRoot, initScript string, modules map[string]string) error {
 	fs := initramfs.Archive{}
 	if err := fs.AddBusybox("sh", "mount", "rmmod", "reboot", "echo", "cat", "uname", "sleep"); err != nil {
 		return err
 	}
-	if kmodRoot != "" {
-		if err := fs.AddKmodFrom(kmodRoot); err != nil {
-			return err
-		}
-	} else if err := fs.AddDynamic("bin/kmod", "/usr/bin/kmod"); err != nil {
+	if kmodRoot == "" {
+		kmodRoot = "/"
+	}
+	if err := fs.AddKmodFrom(kmodRoot); err != nil {
 		return err
 	}
 	fs.Add("bin/insmod", initramfs.Symlink|0o777, []byte("kmod"))

@@ -143,6 +143,16 @@ func getChain(t *testing.T, kver string) *chain {
 	return c
 }
 
+// hasECDSA: the kernel's configuration has CONFIG_CRYPTO_ECDSA, so it can
+// check module signatures made with ECDSA keys.
+func (c *chain) hasECDSA(t *testing.T) bool {
+	b, err := os.ReadFile(c.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regexp.MustCompile(`(?m)^CONFIG_CRYPTO_ECDSA=[ym]$`).Match(b)
+}
+
 func parseVersions(s string) map[string]string {
 	m := map[string]string{}
 	for _, l := range strings.Split(s, "\n") {

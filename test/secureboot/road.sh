@@ -64,7 +64,25 @@ package() {
 	EOF
 	must "add-$1" dkms add "$1/1.0"
 }
-module() { echo "/var/lib/dkms/$1/1.0/$kver/x86_64/module/dshtest.ko"; }
+# module PKG: the package's built module, as DKMS left it (dkms 3.2
+# compresses it before POST_BUILD: dshtest.ko.xz).
+module() { ls "/var/lib/dkms/$1/1.0/$kver/x86_64/module/"dshtest.ko*; }
+# flip FILE OFFSET: invert one byte of FILE.
+flip() {
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "$(printf '\\%03o' $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# tamper PKG: change one byte of the built module after it was signed,
+# inside its compression.
+tamper() {
+	f=$(module "$1")
+	case "$f" in
+	*.xz) xz -d "$f" && flip "${f%.xz}" 100 && xz --check=crc32 --lzma2=dict=1MiB "${f%.xz}" ;;
+	*.zst) zstd -q -d --rm "$f" && flip "${f%.zst}" 100 && zstd -q --rm "${f%.zst}" ;;
+	*.gz) gzip -d "$f" && flip "${f%.gz}" 100 && gzip -n -9 "${f%.gz}" ;;
+	*) flip "$f" 100 ;;
+	esac
+}
 
 # The five minutes.
 must keygen dkms-sign-hook keygen --out /etc/dkms-sign-hook --write-config /etc/dkms-sign-hook/dkms-sign-hook.conf
@@ -78,7 +96,7 @@ must status dkms-sign-hook status
 package dshsb-tampered
 must enable-tampered dkms-sign-hook enable dshsb-tampered
 must build-tampered dkms build dshsb-tampered/1.0 -k "$kver"
-printf '\377' | dd of="$(module dshsb-tampered)" bs=1 seek=100 conv=notrunc status=none
+tamper dshsb-tampered
 
 # Not enabled: Debian's dkms signs with its own key, /var/lib/dkms/mok.key,
 # which nobody enrolled.

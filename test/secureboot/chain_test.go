@@ -57,9 +57,19 @@ func (c *chain) vmlinuz() string { return filepath.Join(c.root, "boot", "vmlinuz
 func (c *chain) config() string  { return filepath.Join(c.root, "boot", "config-"+c.kver) }
 
 // module returns the path of one of the kernel package's own (Debian-signed)
-// modules, e.g. "kernel/fs/efivarfs/efivarfs.ko".
+// modules, e.g. "kernel/fs/efivarfs" (efivarfs.ko, or .ko.xz since Debian 13).
 func (c *chain) module(rel string) string {
-	return filepath.Join(c.root, "lib/modules", c.kver, rel)
+	return filepath.Join(modulesDir(c.root, c.kver), rel)
+}
+
+// modulesDir is where the kernel package below root put its modules:
+// lib/modules/<kver>, or usr/lib/modules/<kver> since Debian 13 (merged /usr).
+func modulesDir(root, kver string) string {
+	usr := filepath.Join(root, "usr/lib/modules", kver)
+	if _, err := os.Stat(usr); err == nil {
+		return usr
+	}
+	return filepath.Join(root, "lib/modules", kver)
 }
 
 // getChain returns the chain for kver from the cache, fetching the packages
@@ -123,7 +133,7 @@ func getChain(t *testing.T, kver string) *chain {
 	// The .debs are not needed any more (70 MB for the kernel), nor the
 	// kernel's modules but efivarfs (400 MB unpacked).
 	os.RemoveAll(debs)
-	mods := filepath.Join(tmp, "root", "lib", "modules", kver, "kernel")
+	mods := filepath.Join(modulesDir(filepath.Join(tmp, "root"), kver), "kernel")
 	ents, _ := os.ReadDir(mods)
 	for _, e := range ents {
 		if e.Name() != "fs" {

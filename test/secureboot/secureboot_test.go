@@ -518,7 +518,7 @@ mount -t securityfs securityfs /sys/kernel/security
 mount -t devtmpfs devtmpfs /dev
 echo "=== BOOTED $(uname -r)"
 dmesg -n 1
-insmod /lib/modules/%[1]s/kernel/fs/efivarfs/efivarfs.ko && mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+insmod /lib/modules/%[1]s/kernel/fs/efivarfs/efivarfs.ko* && mount -t efivarfs efivarfs /sys/firmware/efi/efivars
 capture() { name=$1; shift; echo "=== CAPTURE $name"; "$@" 2>&1; echo "=== END $name rc=$?"; }
 status() { echo "=== STATUS $1"; dkms-sign-hook status --json --config /etc/dkms-sign-hook/$1; echo "=== END STATUS $1 rc=$?"; }
 capture proc-keys cat /proc/keys

@@ -3,12 +3,12 @@ package kerneltrust
 import (
 	"bufio"
 	"crypto/x509"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/sbrecord"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
 )
 
@@ -31,34 +31,8 @@ func capture(t *testing.T, boot, name string) string {
 
 // recordedSys builds a /sys and /proc from a boot's recorded outputs.
 func recordedSys(t *testing.T, boot string) (sys, proc string) {
-	t.Helper()
-	dir := t.TempDir()
-	sys, proc = filepath.Join(dir, "sys"), filepath.Join(dir, "proc")
-	write := func(path string, data []byte) {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(filepath.Join(sys, "module/module/parameters/sig_enforce"), []byte(capture(t, boot, "sig_enforce")))
-	write(filepath.Join(sys, "kernel/security/lockdown"), []byte(capture(t, boot, "lockdown")))
-	write(filepath.Join(sys, "firmware/efi/efivars/SecureBoot-"+efiGlobalGUID), odBytes(t, capture(t, boot, "SecureBoot")))
-	for _, name := range strings.Fields(capture(t, boot, "mok-variables")) {
-		write(filepath.Join(sys, "firmware/efi/mok-variables", name), nil)
-	}
-	write(filepath.Join(proc, "version"), []byte(capture(t, boot, "proc-version")))
-	write(filepath.Join(proc, "keys"), []byte(capture(t, boot, "proc-keys")))
-	return sys, proc
-}
-
-// odBytes reads `od -An -tx1` output.
-func odBytes(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		t.Fatalf("od output %q: %v", s, err)
-	}
-	return b
+	root := sbrecord.Root(t, recorded, boot)
+	return filepath.Join(root, "sys"), filepath.Join(root, "proc")
 }
 
 // recordedKernelConfig is the recorded kernel's configuration (the lines

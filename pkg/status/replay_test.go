@@ -3,16 +3,15 @@ package status
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/dkms-sign-hook/dkms-sign-hook/internal/sbrecord"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/dkmsenv"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/kerneltrust"
 	"github.com/dkms-sign-hook/dkms-sign-hook/pkg/keys"
@@ -29,7 +28,7 @@ import (
 // status printed in the booted system itself.
 const (
 	recorded   = "../kerneltrust/testdata/secureboot-debian12"
-	recordedKV = "6.1.0-57-amd64"
+	recordedKV = sbrecord.Kernel
 )
 
 func TestReplaySecureBoot(t *testing.T) {
@@ -44,7 +43,7 @@ func TestReplaySecureBoot(t *testing.T) {
 }
 
 func replayBoot(t *testing.T, boot string) {
-	root := recordedRoot(t, boot)
+	root := sbrecord.Root(t, recorded, boot)
 	host, err := dkmsenv.OpenHost(dkmsenv.Under(root), "/usr/share/dkms-sign-hook/dkms-override.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -73,49 +72,6 @@ func replayBoot(t *testing.T, boot string) {
 			t.Errorf("%s, %s: status names keyrings %q, the kernel had the key in %q", pkg, conf, got, keyring)
 		}
 	}
-}
-
-// recordedRoot lays out a boot's system below a new directory as the booted
-// initramfs had it, with the /proc and /sys files status reads.
-func recordedRoot(t *testing.T, boot string) string {
-	t.Helper()
-	root := t.TempDir()
-	for src, dst := range map[string]string{
-		"system/var-lib-dkms":       "var/lib/dkms",
-		"system/dkms":               "etc/dkms",
-		"system/dkms-sign-hook":     "etc/dkms-sign-hook",
-		"system/dkms-override.conf": "usr/share/dkms-sign-hook/dkms-override.conf",
-		"config-" + recordedKV:      "boot/config-" + recordedKV,
-	} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, dst)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command("cp", "-a", filepath.Join(recorded, src), filepath.Join(root, dst)).CombinedOutput(); err != nil {
-			t.Fatalf("cp %s: %v\n%s", src, err, out)
-		}
-	}
-	files := map[string][]byte{
-		"proc/keys":                                capture(t, boot, "proc-keys"),
-		"proc/version":                             capture(t, boot, "proc-version"),
-		"proc/sys/kernel/osrelease":                []byte(recordedKV + "\n"),
-		"proc/sys/kernel/arch":                     []byte("x86_64\n"),
-		"sys/kernel/security/lockdown":             capture(t, boot, "lockdown"),
-		"sys/module/module/parameters/sig_enforce": capture(t, boot, "sig_enforce"),
-		"sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c": odBytes(t, capture(t, boot, "SecureBoot")),
-	}
-	for _, name := range strings.Fields(string(capture(t, boot, "mok-variables"))) {
-		files["sys/firmware/efi/mok-variables/"+name] = nil
-	}
-	for name, data := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
 }
 
 // replayKernel answers status's keyctl and mokutil questions as the booted
@@ -279,17 +235,7 @@ func readRecorded(t *testing.T, boot, name string) string {
 
 func capture(t *testing.T, boot, name string) []byte {
 	t.Helper()
-	return []byte(readRecorded(t, boot, "capture-"+name+".txt"))
-}
-
-// odBytes reads `od -An -tx1` output.
-func odBytes(t *testing.T, s []byte) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(string(s)), ""))
-	if err != nil {
-		t.Fatalf("od output %q: %v", s, err)
-	}
-	return b
+	return sbrecord.Capture(t, recorded, boot, name)
 }
 
 func fmtBool(b *bool) string {
